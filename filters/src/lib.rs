@@ -1,0 +1,10 @@
+//! Filters for Self-Instruct candidates: an exact re-implementation of `rouge_score`'s ROUGE-L,
+//! a near-duplicate index that makes the reference greedy decisions without comparing every pair,
+//! and the rule and instance filters of the paper's pipeline.
+//!
+//! A filter only decides: [`Verdict::Keep`] or [`Verdict::Drop`] with a [`DropReason`]; counting
+//! belongs to [`FilterStats`]. This crate knows nothing of burn or polars.
+
+pub mod reason;
+
+pub use reason::{DropReason, FilterStats, Stage, Verdict};
