@@ -12,7 +12,7 @@ Checks (any failure makes the exit status non-zero):
     id, name, instruction, instances, is_classification (in that order);
   * ids are seed_task_0 .. seed_task_N, consecutive, in file order;
   * names are unique snake_case strings;
-  * instruction is a non-empty string of more than 3 words;
+  * instruction is a non-empty string of 4 to 150 words;
   * instances is a non-empty list of {"input": str, "output": str}
     objects with a non-empty output; is_classification is a boolean;
   * the instruction contains none of the Self-Instruct blacklist words
@@ -95,8 +95,9 @@ def check_task(lineno: int, task: object, expected_id: str, allow_non_ascii: boo
     else:
         if instr != instr.strip():
             err("instruction has leading/trailing whitespace")
-        if len(instr.split()) <= 3:
-            err(f"instruction has {len(instr.split())} words (need > 3)")
+        n_words = len(instr.split())
+        if n_words <= 3 or n_words > 150:
+            err(f"instruction has {n_words} words (need 4-150)")
         for word, rx in BLACKLIST_RES:
             if rx.search(instr):
                 err(f"instruction contains blacklisted word {word!r}")
@@ -214,7 +215,9 @@ def main() -> int:
         texts = [s for _, s in valid]
         worst = max_pairwise_rouge(texts, tok)
         top = worst[0][0]
+        mean = sum(f for f, _, _ in worst) / len(worst)
         print(f"max pairwise ROUGE-L: {top:.4f}  (limit {args.max_rouge})")
+        print(f"mean pairwise ROUGE-L: {mean:.4f}  ({len(worst)} pairs)")
         print(f"worst {len(worst[:args.worst])} pairs:")
         for f, i, j in worst[:args.worst]:
             print(f"  {f:.4f}  seed_task_{valid[i][0]}: {texts[i]}")
