@@ -5,6 +5,13 @@
 //! A filter only decides: [`Verdict::Keep`] or [`Verdict::Drop`] with a [`DropReason`]; counting
 //! belongs to [`FilterStats`]. This crate knows nothing of burn or polars.
 
+pub mod index;
+pub mod lcs;
 pub mod reason;
+pub mod rouge;
+pub mod tokenize;
 
+pub use index::{NearDupConfig, NearDupError, NearDupIndex, Novelty};
 pub use reason::{DropReason, FilterStats, Stage, Verdict};
+pub use rouge::{RougeScorer, Score};
+pub use tokenize::{tokenize, Tokenizer, TokenizerMode};
