@@ -6,12 +6,16 @@
 //! belongs to [`FilterStats`]. This crate knows nothing of burn or polars.
 
 pub mod index;
+pub mod instances;
 pub mod lcs;
 pub mod reason;
 pub mod rouge;
+pub mod rules;
 pub mod tokenize;
 
 pub use index::{NearDupConfig, NearDupError, NearDupIndex, Novelty};
+pub use instances::{Instance, InstanceFilter, InstanceFilterConfig, InstanceFilterError, InstanceOutcome};
 pub use reason::{DropReason, FilterStats, Stage, Verdict};
 pub use rouge::{RougeScorer, Score};
+pub use rules::{normalize_instruction, InstructionRules, RuleConfig, RuleError};
 pub use tokenize::{tokenize, Tokenizer, TokenizerMode};
