@@ -95,7 +95,10 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(input: impl Into<String>, output: impl Into<String>) -> Self {
-        Instance { input: input.into(), output: output.into() }
+        Instance {
+            input: input.into(),
+            output: output.into(),
+        }
     }
 }
 
@@ -139,7 +142,12 @@ impl InstanceFilter {
         let cfg = &self.config;
         let trimmed: Vec<(&str, &str)> = instances
             .iter()
-            .map(|i| (i.input.trim_matches(is_py_whitespace), i.output.trim_matches(is_py_whitespace)))
+            .map(|i| {
+                (
+                    i.input.trim_matches(is_py_whitespace),
+                    i.output.trim_matches(is_py_whitespace),
+                )
+            })
             .collect();
 
         // Rules 1-4, per instance.
@@ -231,14 +239,20 @@ mod tests {
     #[test]
     fn empty_output_drops_and_non_empty_keeps() {
         let f = filter();
-        assert_eq!(verdicts(&f, &[inst("2 + 2", " \n "), inst("2 + 2", "4")]), [drop(DropReason::EmptyOutput), K]);
+        assert_eq!(
+            verdicts(&f, &[inst("2 + 2", " \n "), inst("2 + 2", "4")]),
+            [drop(DropReason::EmptyOutput), K]
+        );
         // Empty input with empty output is counted as an empty output.
         assert_eq!(verdicts(&f, &[inst("", "")]), [drop(DropReason::EmptyOutput)]);
     }
 
     #[test]
     fn empty_output_kept_when_rule_is_off() {
-        let f = filter_with(InstanceFilterConfig { drop_empty_output: false, ..Default::default() });
+        let f = filter_with(InstanceFilterConfig {
+            drop_empty_output: false,
+            ..Default::default()
+        });
         assert_eq!(verdicts(&f, &[inst("hello", "")]), [K]);
     }
 
@@ -246,10 +260,19 @@ mod tests {
     fn input_equal_to_output_drops_after_trimming() {
         let f = filter();
         assert_eq!(
-            verdicts(&f, &[inst(" The cat sat. ", "The cat sat.\n"), inst("The cat sat.", "Le chat était assis.")]),
+            verdicts(
+                &f,
+                &[
+                    inst(" The cat sat. ", "The cat sat.\n"),
+                    inst("The cat sat.", "Le chat était assis.")
+                ]
+            ),
             [drop(DropReason::InputEqualsOutput), K]
         );
-        let off = filter_with(InstanceFilterConfig { drop_input_equals_output: false, ..Default::default() });
+        let off = filter_with(InstanceFilterConfig {
+            drop_input_equals_output: false,
+            ..Default::default()
+        });
         assert_eq!(verdicts(&off, &[inst("same", "same")]), [K]);
     }
 
@@ -257,20 +280,42 @@ mod tests {
     fn colon_endings_drop_on_input_or_output() {
         let f = filter();
         assert_eq!(
-            verdicts(&f, &[inst("List the steps:", "1. Boil water."), inst("Boil", "Steps: \n"), inst("Time: 3:00", "Three o'clock")]),
+            verdicts(
+                &f,
+                &[
+                    inst("List the steps:", "1. Boil water."),
+                    inst("Boil", "Steps: \n"),
+                    inst("Time: 3:00", "Three o'clock")
+                ]
+            ),
             [drop(DropReason::EndsWithColon), drop(DropReason::EndsWithColon), K]
         );
-        let off = filter_with(InstanceFilterConfig { drop_colon_endings: false, ..Default::default() });
+        let off = filter_with(InstanceFilterConfig {
+            drop_colon_endings: false,
+            ..Default::default()
+        });
         assert_eq!(verdicts(&off, &[inst("List the steps:", "1. Boil water.")]), [K]);
     }
 
     #[test]
     fn exact_duplicates_drop_after_the_first() {
         let f = filter();
-        let out = f.filter_task(&[inst("a", "1"), inst(" a ", "1 "), inst("b", "1"), inst("", "x"), inst("", "x")]);
+        let out = f.filter_task(&[
+            inst("a", "1"),
+            inst(" a ", "1 "),
+            inst("b", "1"),
+            inst("", "x"),
+            inst("", "x"),
+        ]);
         assert_eq!(
             out.verdicts,
-            [K, drop(DropReason::DuplicateInstance), K, K, drop(DropReason::DuplicateInstance)]
+            [
+                K,
+                drop(DropReason::DuplicateInstance),
+                K,
+                K,
+                drop(DropReason::DuplicateInstance)
+            ]
         );
         assert_eq!(out.kept, [inst("a", "1"), inst("b", "1"), inst("", "x")]);
     }
@@ -304,8 +349,14 @@ mod tests {
         // Different outputs for no input: an open-ended task, not a conflict.
         assert_eq!(verdicts(&f, &[inst("", "A poem."), inst("", "Another poem.")]), [K, K]);
         // The second "x" was dropped for its colon before the conflict check, as in the reference.
-        assert_eq!(verdicts(&f, &[inst("x", "y"), inst("x", "z:")]), [K, drop(DropReason::EndsWithColon)]);
-        let off = filter_with(InstanceFilterConfig { drop_conflicting: false, ..Default::default() });
+        assert_eq!(
+            verdicts(&f, &[inst("x", "y"), inst("x", "z:")]),
+            [K, drop(DropReason::EndsWithColon)]
+        );
+        let off = filter_with(InstanceFilterConfig {
+            drop_conflicting: false,
+            ..Default::default()
+        });
         assert_eq!(verdicts(&off, &[inst("x", "y"), inst("x", "z")]), [K, K]);
     }
 
@@ -323,10 +374,28 @@ mod tests {
 
     #[test]
     fn dropped_instances_do_not_use_up_the_cap() {
-        let f = filter_with(InstanceFilterConfig { max_instances_per_task: 2, ..Default::default() });
+        let f = filter_with(InstanceFilterConfig {
+            max_instances_per_task: 2,
+            ..Default::default()
+        });
         assert_eq!(
-            verdicts(&f, &[inst("a", ""), inst("b", "1"), inst("b", "1"), inst("c", "2"), inst("d", "3")]),
-            [drop(DropReason::EmptyOutput), K, drop(DropReason::DuplicateInstance), K, drop(DropReason::TooManyInstances)]
+            verdicts(
+                &f,
+                &[
+                    inst("a", ""),
+                    inst("b", "1"),
+                    inst("b", "1"),
+                    inst("c", "2"),
+                    inst("d", "3")
+                ]
+            ),
+            [
+                drop(DropReason::EmptyOutput),
+                K,
+                drop(DropReason::DuplicateInstance),
+                K,
+                drop(DropReason::TooManyInstances)
+            ]
         );
     }
 
@@ -338,7 +407,10 @@ mod tests {
 
     #[test]
     fn zero_cap_is_rejected_naming_the_field() {
-        let e = match InstanceFilter::new(InstanceFilterConfig { max_instances_per_task: 0, ..Default::default() }) {
+        let e = match InstanceFilter::new(InstanceFilterConfig {
+            max_instances_per_task: 0,
+            ..Default::default()
+        }) {
             Ok(_) => panic!("zero cap must be rejected"),
             Err(e) => e,
         };
@@ -352,7 +424,13 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(parsed, InstanceFilterConfig { max_instances_per_task: 3, ..Default::default() });
+        assert_eq!(
+            parsed,
+            InstanceFilterConfig {
+                max_instances_per_task: 3,
+                ..Default::default()
+            }
+        );
         assert!(serde_json::from_str::<InstanceFilterConfig>(r#"{"max_instances": 3}"#).is_err());
         let d = InstanceFilterConfig::default();
         assert_eq!(d.max_instances_per_task, 5);

@@ -130,14 +130,20 @@ impl RuleConfig {
     /// Checks the settings without building anything.
     pub fn validate(&self) -> Result<(), RuleError> {
         if self.min_words > self.max_words {
-            return Err(RuleError::WordBounds { min_words: self.min_words, max_words: self.max_words });
+            return Err(RuleError::WordBounds {
+                min_words: self.min_words,
+                max_words: self.max_words,
+            });
         }
         for (index, word) in self.blacklist.iter().enumerate() {
             if word.is_empty() {
                 return Err(RuleError::EmptyBlacklistWord { index });
             }
             if normalize_cow(word) != word.as_str() {
-                return Err(RuleError::UnnormalizedBlacklistWord { index, word: word.clone() });
+                return Err(RuleError::UnnormalizedBlacklistWord {
+                    index,
+                    word: word.clone(),
+                });
             }
         }
         if let Some(index) = self.forbidden_prefixes.iter().position(String::is_empty) {
@@ -323,8 +329,16 @@ fn build_blacklist(words: &[String]) -> Result<Option<Regex>, RuleError> {
             continue;
         }
         let (starts, ends) = (kind / 2 == 1, kind % 2 == 1);
-        let before = if starts { format!("(?:^|{PY_NON_WORD_CLASS})") } else { PY_WORD_CLASS.to_owned() };
-        let after = if ends { format!("(?:$|{PY_NON_WORD_CLASS})") } else { PY_WORD_CLASS.to_owned() };
+        let before = if starts {
+            format!("(?:^|{PY_NON_WORD_CLASS})")
+        } else {
+            PY_WORD_CLASS.to_owned()
+        };
+        let after = if ends {
+            format!("(?:$|{PY_NON_WORD_CLASS})")
+        } else {
+            PY_WORD_CLASS.to_owned()
+        };
         branches.push(format!("{before}(?:{}){after}", alternatives.join("|")));
     }
     Ok(Some(Regex::new(&branches.join("|"))?))
@@ -390,7 +404,10 @@ mod tests {
 
     #[test]
     fn non_empty_instruction_passes_the_empty_rule() {
-        assert_eq!(rules().check("  Summarize the following news article.  "), Verdict::Keep);
+        assert_eq!(
+            rules().check("  Summarize the following news article.  "),
+            Verdict::Keep
+        );
     }
 
     // Rule 2: word count.
@@ -417,7 +434,10 @@ mod tests {
         assert_eq!(count_words("a\u{200b}b"), 1);
         let r = rules();
         assert_eq!(r.check("Summarize\u{1f}this\u{1f}news\u{1f}article"), Verdict::Keep);
-        assert_eq!(r.check("Summarize\u{200b}this\u{200b}news\u{200b}article"), drop(DropReason::TooShort));
+        assert_eq!(
+            r.check("Summarize\u{200b}this\u{200b}news\u{200b}article"),
+            drop(DropReason::TooShort)
+        );
     }
 
     // Rule 3: blacklist.
@@ -425,11 +445,26 @@ mod tests {
     fn blacklisted_whole_words_drop() {
         let r = rules();
         assert_eq!(r.check("Go to the store and buy milk"), drop(DropReason::Blacklisted));
-        assert_eq!(r.check("Describe the MAP of the old town."), drop(DropReason::Blacklisted));
-        assert_eq!(r.check("Please go\n\t to the nearest station."), drop(DropReason::Blacklisted));
-        assert_eq!(r.check("Compose some music for a birthday party."), drop(DropReason::Blacklisted));
-        assert_eq!(r.check("Label the axes of this plot, please."), drop(DropReason::Blacklisted));
-        assert_eq!(r.check("Explain this (diagram) in detail."), drop(DropReason::Blacklisted));
+        assert_eq!(
+            r.check("Describe the MAP of the old town."),
+            drop(DropReason::Blacklisted)
+        );
+        assert_eq!(
+            r.check("Please go\n\t to the nearest station."),
+            drop(DropReason::Blacklisted)
+        );
+        assert_eq!(
+            r.check("Compose some music for a birthday party."),
+            drop(DropReason::Blacklisted)
+        );
+        assert_eq!(
+            r.check("Label the axes of this plot, please."),
+            drop(DropReason::Blacklisted)
+        );
+        assert_eq!(
+            r.check("Explain this (diagram) in detail."),
+            drop(DropReason::Blacklisted)
+        );
     }
 
     #[test]
@@ -438,7 +473,10 @@ mod tests {
         assert_eq!(r.check("Explain how the cargo industry works"), Verdict::Keep);
         assert_eq!(r.check("Gotham city facts explained briefly"), Verdict::Keep);
         assert_eq!(r.check("Describe a mapping between two sets."), Verdict::Keep);
-        assert_eq!(r.check("Explain what a profile picture_id field stores."), Verdict::Keep);
+        assert_eq!(
+            r.check("Explain what a profile picture_id field stores."),
+            Verdict::Keep
+        );
         assert_eq!(r.check("Explain why the map2 function is lazy."), Verdict::Keep);
         assert_eq!(r.check("Tell me where to go today."), Verdict::Keep);
     }
@@ -460,7 +498,10 @@ mod tests {
 
     #[test]
     fn blacklist_with_non_word_edges_uses_python_boundaries() {
-        let config = RuleConfig { blacklist: vec!["c++".into(), "#tag".into()], ..RuleConfig::default() };
+        let config = RuleConfig {
+            blacklist: vec!["c++".into(), "#tag".into()],
+            ..RuleConfig::default()
+        };
         let r = match InstructionRules::new(config) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
@@ -476,7 +517,10 @@ mod tests {
 
     #[test]
     fn empty_blacklist_turns_the_rule_off() {
-        let config = RuleConfig { blacklist: Vec::new(), ..RuleConfig::default() };
+        let config = RuleConfig {
+            blacklist: Vec::new(),
+            ..RuleConfig::default()
+        };
         let r = match InstructionRules::new(config) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
@@ -488,12 +532,24 @@ mod tests {
     #[test]
     fn write_a_program_prefix_drops() {
         let r = rules();
-        assert_eq!(r.check("Write a program that prints the primes."), drop(DropReason::WriteAProgram));
+        assert_eq!(
+            r.check("Write a program that prints the primes."),
+            drop(DropReason::WriteAProgram)
+        );
         // self-instruct capitalised first, so these were dropped there too.
-        assert_eq!(r.check("write a program that prints the primes."), drop(DropReason::WriteAProgram));
-        assert_eq!(r.check("WRITE A PROGRAM that prints the primes."), drop(DropReason::WriteAProgram));
+        assert_eq!(
+            r.check("write a program that prints the primes."),
+            drop(DropReason::WriteAProgram)
+        );
+        assert_eq!(
+            r.check("WRITE A PROGRAM that prints the primes."),
+            drop(DropReason::WriteAProgram)
+        );
         // A plain prefix test, as in the reference: "programme" starts with "program".
-        assert_eq!(r.check("Write a programme for the school concert."), drop(DropReason::WriteAProgram));
+        assert_eq!(
+            r.check("Write a programme for the school concert."),
+            drop(DropReason::WriteAProgram)
+        );
     }
 
     #[test]
@@ -505,18 +561,28 @@ mod tests {
 
     #[test]
     fn case_sensitive_prefix_is_alpacas_startswith() {
-        let config = RuleConfig { prefix_ignore_ascii_case: false, ..RuleConfig::default() };
+        let config = RuleConfig {
+            prefix_ignore_ascii_case: false,
+            ..RuleConfig::default()
+        };
         let r = match InstructionRules::new(config) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(r.check("Write a program that prints the primes."), drop(DropReason::WriteAProgram));
+        assert_eq!(
+            r.check("Write a program that prints the primes."),
+            drop(DropReason::WriteAProgram)
+        );
         assert_eq!(r.check("write a program that prints the primes."), Verdict::Keep);
     }
 
     #[test]
     fn prefix_longer_than_text_or_cut_inside_a_char_does_not_panic() {
-        let config = RuleConfig { min_words: 0, forbidden_prefixes: vec!["ab".into()], ..RuleConfig::default() };
+        let config = RuleConfig {
+            min_words: 0,
+            forbidden_prefixes: vec!["ab".into()],
+            ..RuleConfig::default()
+        };
         let r = match InstructionRules::new(config) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
@@ -532,9 +598,18 @@ mod tests {
     #[test]
     fn leading_ascii_punctuation_drops() {
         let r = rules();
-        assert_eq!(r.check("- Summarize this news article."), drop(DropReason::StartsWithPunctuation));
-        assert_eq!(r.check("\"Summarize this news article.\""), drop(DropReason::StartsWithPunctuation));
-        assert_eq!(r.check("_Summarize this news article"), drop(DropReason::StartsWithPunctuation));
+        assert_eq!(
+            r.check("- Summarize this news article."),
+            drop(DropReason::StartsWithPunctuation)
+        );
+        assert_eq!(
+            r.check("\"Summarize this news article.\""),
+            drop(DropReason::StartsWithPunctuation)
+        );
+        assert_eq!(
+            r.check("_Summarize this news article"),
+            drop(DropReason::StartsWithPunctuation)
+        );
         // Digits are not punctuation.
         assert_eq!(r.check("1. Summarize this news article."), Verdict::Keep);
     }
@@ -543,7 +618,10 @@ mod tests {
     fn every_python_punctuation_character_drops_and_letters_keep() {
         let r = rules();
         for c in r##"!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"##.chars() {
-            assert_eq!(r.check(&format!("{c}Summarize this news article")), drop(DropReason::StartsWithPunctuation));
+            assert_eq!(
+                r.check(&format!("{c}Summarize this news article")),
+                drop(DropReason::StartsWithPunctuation)
+            );
         }
         assert_eq!(r.check("Summarize this news article!"), Verdict::Keep);
     }
@@ -552,10 +630,16 @@ mod tests {
     #[test]
     fn leading_non_ascii_drops() {
         let r = rules();
-        assert_eq!(r.check("¿Cómo se dice hello en español?"), drop(DropReason::StartsNonAscii));
+        assert_eq!(
+            r.check("¿Cómo se dice hello en español?"),
+            drop(DropReason::StartsNonAscii)
+        );
         assert_eq!(r.check("请 把 这句话 翻译成 英文"), drop(DropReason::StartsNonAscii));
         // Non-ASCII punctuation is not in string.punctuation, so it is the non-ASCII rule.
-        assert_eq!(r.check("“Summarize this news article”"), drop(DropReason::StartsNonAscii));
+        assert_eq!(
+            r.check("“Summarize this news article”"),
+            drop(DropReason::StartsNonAscii)
+        );
     }
 
     #[test]
@@ -594,19 +678,44 @@ mod tests {
             Ok(_) => panic!("config should be rejected"),
             Err(e) => e,
         };
-        let e = bad(RuleConfig { min_words: 10, max_words: 5, ..RuleConfig::default() });
-        assert!(matches!(e, RuleError::WordBounds { min_words: 10, max_words: 5 }));
+        let e = bad(RuleConfig {
+            min_words: 10,
+            max_words: 5,
+            ..RuleConfig::default()
+        });
+        assert!(matches!(
+            e,
+            RuleError::WordBounds {
+                min_words: 10,
+                max_words: 5
+            }
+        ));
         assert!(e.to_string().contains("min_words"));
-        let e = bad(RuleConfig { blacklist: vec!["map".into(), String::new()], ..RuleConfig::default() });
+        let e = bad(RuleConfig {
+            blacklist: vec!["map".into(), String::new()],
+            ..RuleConfig::default()
+        });
         assert!(matches!(e, RuleError::EmptyBlacklistWord { index: 1 }));
         assert!(e.to_string().contains("blacklist[1]"));
-        let e = bad(RuleConfig { blacklist: vec!["go  to".into()], ..RuleConfig::default() });
+        let e = bad(RuleConfig {
+            blacklist: vec!["go  to".into()],
+            ..RuleConfig::default()
+        });
         assert!(matches!(e, RuleError::UnnormalizedBlacklistWord { index: 0, .. }));
-        let e = bad(RuleConfig { forbidden_prefixes: vec![String::new()], ..RuleConfig::default() });
+        let e = bad(RuleConfig {
+            forbidden_prefixes: vec![String::new()],
+            ..RuleConfig::default()
+        });
         assert!(matches!(e, RuleError::EmptyForbiddenPrefix { index: 0 }));
         assert!(e.to_string().contains("forbidden_prefixes[0]"));
         // Equal bounds are a legitimate "exactly N words".
-        assert!(RuleConfig { min_words: 5, max_words: 5, ..RuleConfig::default() }.validate().is_ok());
+        assert!(RuleConfig {
+            min_words: 5,
+            max_words: 5,
+            ..RuleConfig::default()
+        }
+        .validate()
+        .is_ok());
     }
 
     #[test]
@@ -615,7 +724,13 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(parsed, RuleConfig { max_words: 100, ..RuleConfig::default() });
+        assert_eq!(
+            parsed,
+            RuleConfig {
+                max_words: 100,
+                ..RuleConfig::default()
+            }
+        );
         assert!(serde_json::from_str::<RuleConfig>(r#"{"max_word": 100}"#).is_err());
         let defaults = RuleConfig::default();
         assert_eq!((defaults.min_words, defaults.max_words), (4, 150));
@@ -629,7 +744,13 @@ mod tests {
         let r = rules();
         let mut stats = FilterStats::default();
         let verdicts = r.check_batch(
-            ["Summarize this news article.", "", "Draw a map of the town.", "Too short here", "Summarize this other article."],
+            [
+                "Summarize this news article.",
+                "",
+                "Draw a map of the town.",
+                "Too short here",
+                "Summarize this other article.",
+            ],
             &mut stats,
         );
         assert_eq!(verdicts.len(), 5);
