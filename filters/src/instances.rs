@@ -452,4 +452,38 @@ mod tests {
         assert_eq!(stats.drops(DropReason::EmptyOutput), 1);
         assert_eq!(stats.seen, stats.kept + stats.total_dropped());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// One verdict per instance; the kept list is exactly the trimmed `Keep` instances, within
+        /// the cap, without repeats, and never holding one input with two outputs.
+        #[test]
+        fn verdicts_and_kept_list_are_consistent(
+            pairs in proptest::collection::vec(("[ab: ]{0,3}", "[ab: ]{0,3}"), 0..12),
+            cap in 1usize..6,
+        ) {
+            let f = filter_with(InstanceFilterConfig { max_instances_per_task: cap, ..Default::default() });
+            let instances: Vec<Instance> = pairs.iter().map(|(i, o)| inst(i, o)).collect();
+            let out = f.filter_task(&instances);
+            proptest::prop_assert_eq!(out.verdicts.len(), instances.len());
+            let expected: Vec<Instance> = instances
+                .iter()
+                .zip(&out.verdicts)
+                .filter(|(_, v)| v.is_keep())
+                .map(|(i, _)| inst(i.input.trim(), i.output.trim()))
+                .collect();
+            proptest::prop_assert_eq!(&out.kept, &expected);
+            proptest::prop_assert!(out.kept.len() <= cap);
+            let unique: HashSet<&Instance> = out.kept.iter().collect();
+            proptest::prop_assert_eq!(unique.len(), out.kept.len());
+            let mut by_input: HashMap<&str, &str> = HashMap::new();
+            for k in &out.kept {
+                proptest::prop_assert!(!k.output.is_empty() && k.input != k.output);
+                if !k.input.is_empty() {
+                    proptest::prop_assert_eq!(*by_input.entry(&k.input).or_insert(&k.output), k.output.as_str());
+                }
+            }
+        }
+    }
 }

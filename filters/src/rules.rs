@@ -761,4 +761,22 @@ mod tests {
         assert_eq!(stats.drops(DropReason::Blacklisted), 1);
         assert_eq!(stats.drops(DropReason::TooShort), 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Judging raw text and its normal form agree, normalising is idempotent, and nothing
+        /// panics on arbitrary Unicode (including Python-only whitespace).
+        #[test]
+        fn normalization_is_idempotent_and_judging_commutes_with_it(
+            text in "[ a-zA-Z\u{1c}-\u{1f}\t\n\u{85}\u{a0}\u{3000}\u{200b}.,!é你İ_-]{0,40}|\\PC{0,40}"
+        ) {
+            let r = rules();
+            let norm = normalize_instruction(&text);
+            proptest::prop_assert_eq!(normalize_instruction(&norm), norm.clone());
+            proptest::prop_assert_eq!(r.check(&text), r.check(&norm));
+            proptest::prop_assert_eq!(count_words(&text), count_words(&norm));
+            proptest::prop_assert!(!norm.starts_with(' ') && !norm.ends_with(' ') && !norm.contains("  "));
+        }
+    }
 }
