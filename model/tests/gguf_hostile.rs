@@ -261,7 +261,9 @@ fn bad_alignment() {
 #[test]
 fn bad_tensor_directory_entries() {
     let dims_overflow = [1u64 << 32, 1 << 32, 1 << 32];
-    let cases: [(&[u64], u32, u64, fn(&GgufError) -> bool); 7] = [
+    /// (ggml dims, type id, data offset, the error expected)
+    type Case<'a> = (&'a [u64], u32, u64, fn(&GgufError) -> bool);
+    let cases: [Case<'_>; 7] = [
         (&[1, 1, 1, 1, 1], 0, 0, |e| matches!(e, GgufError::TooManyDims { n_dims: 5, .. })),
         (&dims_overflow, 0, 0, |e| matches!(e, GgufError::ShapeOverflow { .. })),
         (&[u64::MAX, 0], 0, 0, |e| matches!(e, GgufError::ShapeOverflow { .. })),
@@ -284,6 +286,16 @@ fn bad_tensor_directory_entries() {
         let e = reject(&g);
         assert!(matches!(e, GgufError::TensorOutOfBounds { offset: 24, .. }), "offset {offset}: {e}");
     }
+
+    // two tensors sharing bytes; a third, empty one anywhere is fine
+    let mut g = Gguf::header(3, 0);
+    g.tensor("a", &[8], 0, 0).tensor("empty", &[0], 0, 32);
+    let at = g.pos();
+    g.tensor("b", &[8], 0, 32).data(96);
+    assert!(g.parse().is_ok(), "adjacent tensors do not overlap");
+    g.b[at as usize + 9 + 4 + 8 + 4..][..8].copy_from_slice(&0u64.to_le_bytes());
+    let e = reject(&g);
+    assert!(matches!(&e, GgufError::TensorOverlap { offset, name, other } if *offset == at && name == "b" && other == "a"), "{e}");
 
     let mut g = Gguf::header(2, 0);
     g.tensor("t", &[8], 0, 0);

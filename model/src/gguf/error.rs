@@ -90,6 +90,10 @@ pub enum GgufError {
     #[error("tensor {name:?} (info at byte {offset}): data bytes {start}..{end} lie outside the file of {file_len} bytes")]
     TensorOutOfBounds { offset: u64, name: String, start: u64, end: u64, file_len: u64 },
 
+    /// Two tensors share data bytes.
+    #[error("tensor {name:?} (info at byte {offset}): data overlaps tensor {other:?}")]
+    TensorOverlap { offset: u64, name: String, other: String },
+
     /// A metadata key that a caller needs is absent.
     #[error("GGUF metadata key {key:?} is missing")]
     MissingKey { key: String },

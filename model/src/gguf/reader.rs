@@ -17,9 +17,12 @@
 //! so a header claiming 2^60 tensors or a 2^63-byte string is an error naming the byte offset,
 //! never an allocation failure or a panic.
 //!
-//! What is deliberately *not* checked: that tensors are packed in order without gaps or overlap
-//! (llama.cpp's own `gguf_init` requires that; gguf-py and llama.cpp's model loader only check
-//! that each tensor lies inside the file, and that is all safety needs for read-only slices), and
+//! Tensors must not overlap: otherwise a small file could declare thousands of tensors sharing
+//! one region, and a loader that dequantises every tensor would allocate far more than the file
+//! holds. With overlap excluded, all tensors together are at most the file's size.
+//!
+//! What is deliberately *not* checked: that tensors are packed in directory order without gaps
+//! (llama.cpp's own `gguf_init` requires that; gguf-py and llama.cpp's model loader do not), and
 //! that the padding after the last tensor is present (a file cut inside that padding still holds
 //! every tensor byte, so it loads, as it does in llama.cpp's loader).
 
@@ -177,6 +180,7 @@ impl GgufContent {
         for t in &mut tensors {
             place_tensor(t, data_offset, alignment, file_len)?;
         }
+        check_no_overlap(&tensors)?;
 
         Ok(GgufContent { version, metadata, tensors, alignment, data_offset, file_len, tensor_index })
     }
@@ -364,6 +368,24 @@ fn place_tensor(t: &mut TensorInfo, data_offset: u64, alignment: u64, file_len: 
             file_len,
         }),
     }
+}
+
+/// Rejects tensors whose data ranges overlap (empty tensors overlap nothing).
+fn check_no_overlap(tensors: &[TensorInfo]) -> Result<(), GgufError> {
+    let mut by_start: Vec<&TensorInfo> = tensors.iter().filter(|t| t.n_bytes > 0).collect();
+    by_start.sort_by_key(|t| t.data_start);
+    for pair in by_start.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        // both ranges were checked to end inside the file, so the addition cannot overflow
+        if b.data_start < a.data_start + a.n_bytes {
+            return Err(GgufError::TensorOverlap {
+                offset: b.info_offset,
+                name: b.name.clone(),
+                other: a.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `general.alignment` must be a u32 power of two (as llama.cpp requires).
