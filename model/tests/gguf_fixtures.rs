@@ -122,7 +122,9 @@ fn every_supported_type_dequantizes_bit_exactly() {
         assert_bits_eq(name, &got, &want);
         seen.insert(ty.name());
     }
-    let required = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"];
+    let required = [
+        "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+    ];
     for r in required {
         assert!(seen.contains(r), "fixture lacks {r}");
     }
@@ -131,7 +133,7 @@ fn every_supported_type_dequantizes_bit_exactly() {
 #[test]
 fn rows_of_a_quantized_tensor_dequantize_independently() {
     let file = open("types.gguf");
-    for name in ["q8_0", "q4_k", "q6_k"] {
+    for name in ["q8_0", "q5_1", "q3_k", "q4_k", "q6_k"] {
         let view = file.tensor(name).expect("tensor");
         let all = view.to_f32().expect("dequantize");
         let row_len = view.info.row_len();

@@ -1,4 +1,5 @@
-//! Dequantisation of ggml tensor data to f32.
+//! Dequantisation of ggml tensor data to f32: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (the I-quants, ternary and MXFP4 types are not supported).
 //!
 //! Block layouts follow ggml-common.h (`block_q4_0`, `block_q4_K`, ...); the arithmetic follows
 //! ggml-quants.c's `dequantize_row_*` operation for operation (products are formed in the same
@@ -69,6 +70,10 @@ fn block_fn(ty: GgmlType) -> Option<BlockFn> {
         GgmlType::Q8_0 => dequant_q8_0,
         GgmlType::Q4_0 => dequant_q4_0,
         GgmlType::Q4_1 => dequant_q4_1,
+        GgmlType::Q5_0 => dequant_q5_0,
+        GgmlType::Q5_1 => dequant_q5_1,
+        GgmlType::Q2_K => dequant_q2_k,
+        GgmlType::Q3_K => dequant_q3_k,
         GgmlType::Q4_K => dequant_q4_k,
         GgmlType::Q5_K => dequant_q5_k,
         GgmlType::Q6_K => dequant_q6_k,
@@ -132,6 +137,87 @@ fn dequant_q4_1(src: &[u8], dst: &mut [f32]) {
         for ((l, h), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[4..20]) {
             *l = f32::from(q & 0x0F) * d + m;
             *h = f32::from(q >> 4) * d + m;
+        }
+    }
+}
+
+/// The fifth bit of element `i` of a Q5_0/Q5_1 block: bit `i` of the little-endian u32 `qh`.
+#[inline(always)]
+fn fifth_bit(qh: u32, i: usize) -> u8 {
+    (((qh >> i) & 1) as u8) << 4
+}
+
+/// `block_q5_0`: f16 `d`, u32 `qh` (fifth bits), 16 bytes of nibbles (layout as Q4_0);
+/// `y = (q - 16) * d`.
+fn dequant_q5_0(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in src.chunks_exact(22).zip(dst.chunks_exact_mut(32)) {
+        let d = half_at(b, 0);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let (lo, hi) = y.split_at_mut(16);
+        for (j, ((l, h), &q)) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[6..22]).enumerate() {
+            *l = f32::from(((q & 0x0F) | fifth_bit(qh, j)) as i8 - 16) * d;
+            *h = f32::from(((q >> 4) | fifth_bit(qh, j + 16)) as i8 - 16) * d;
+        }
+    }
+}
+
+/// `block_q5_1`: f16 `d`, f16 `m`, u32 `qh`, 16 bytes of nibbles; `y = q * d + m`.
+fn dequant_q5_1(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in src.chunks_exact(24).zip(dst.chunks_exact_mut(32)) {
+        let d = half_at(b, 0);
+        let m = half_at(b, 2);
+        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let (lo, hi) = y.split_at_mut(16);
+        for (j, ((l, h), &q)) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[8..24]).enumerate() {
+            *l = f32::from((q & 0x0F) | fifth_bit(qh, j)) * d + m;
+            *h = f32::from((q >> 4) | fifth_bit(qh, j + 16)) * d + m;
+        }
+    }
+}
+
+/// `block_q2_K` (84 bytes): 16 bytes of 4-bit scale/min pairs, 64 bytes of 2-bit quants, f16
+/// `d`, f16 `dmin`. Each half of 128 elements uses 32 quant bytes; its sub-block `2s + p` (16
+/// elements) takes bits `2s..2s+2` of bytes `16p..16p+16`; `y = d*(sc & 15) * q - dmin*(sc >> 4)`.
+fn dequant_q2_k(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in src.chunks_exact(84).zip(dst.chunks_exact_mut(QK_K)) {
+        let d = half_at(b, 80);
+        let dmin = half_at(b, 82);
+        let scales = &b[0..16];
+        for (k, y) in y.chunks_exact_mut(16).enumerate() {
+            let (half, shift, part) = (k / 8, 2 * ((k % 8) / 2), k % 2);
+            let sc = scales[k];
+            let dl = d * f32::from(sc & 0x0F);
+            let ml = dmin * f32::from(sc >> 4);
+            let q = &b[16 + 32 * half + 16 * part..][..16];
+            for (y, &q) in y.iter_mut().zip(q) {
+                *y = dl * f32::from((q >> shift) & 3) - ml;
+            }
+        }
+    }
+}
+
+/// `block_q3_K` (110 bytes): 32 bytes `hmask`, 64 bytes of 2-bit quants, 12 bytes of packed
+/// 6-bit scales, f16 `d`. Sub-block `k` (16 elements) of half `h`, shift `s`, part `p`
+/// (k = 8h + 2s + p) takes bits `2s..2s+2` of `qs[32h + 16p + l]` and subtracts 4 unless bit
+/// `k / 2` of `hmask[16p + l]` is set; `y = d * (scale - 32) * q`.
+fn dequant_q3_k(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in src.chunks_exact(110).zip(dst.chunks_exact_mut(QK_K)) {
+        let hmask = &b[0..32];
+        let qs = &b[32..96];
+        let sc = &b[96..108];
+        let d = half_at(b, 108);
+        for (k, y) in y.chunks_exact_mut(16).enumerate() {
+            let low = if k < 8 { sc[k] & 0x0F } else { sc[k - 8] >> 4 };
+            let high = (sc[8 + k % 4] >> (2 * (k / 4))) & 3;
+            let dl = d * f32::from((low | (high << 4)) as i8 - 32);
+            let (half, shift, part) = (k / 8, 2 * ((k % 8) / 2), k % 2);
+            let q = &qs[32 * half + 16 * part..][..16];
+            let hm = &hmask[16 * part..][..16];
+            let bit = 1u8 << (k / 2);
+            for ((y, &q), &h) in y.iter_mut().zip(q).zip(hm) {
+                let v = ((q >> shift) & 3) as i8 - if h & bit != 0 { 0 } else { 4 };
+                *y = dl * f32::from(v);
+            }
         }
     }
 }
@@ -278,7 +364,7 @@ mod tests {
     fn size_mismatch_is_an_error() {
         assert!(matches!(dequantize(GgmlType::Q4_K, &[0; 143], 256), Err(GgufError::SizeMismatch { .. })));
         assert!(matches!(dequantize(GgmlType::Q8_0, &[0; 34], 33), Err(GgufError::SizeMismatch { .. })));
-        assert!(matches!(dequantize(GgmlType::Q2_K, &[0; 84], 256), Err(GgufError::UnsupportedDequant(_))));
+        assert!(matches!(dequantize(GgmlType::IQ2_XS, &[0; 74], 256), Err(GgufError::UnsupportedDequant(_))));
     }
 
     #[test]

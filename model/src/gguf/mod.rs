@@ -3,7 +3,7 @@
 //!
 //! - [`reader`]: header, metadata, tensor directory; tensor data borrowed from a memory map.
 //!   Every byte of the file is untrusted and every failure is a [`GgufError`] naming the offset.
-//! - [`dequant`]: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K to f32, bit-identical
+//! - [`dequant`]: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K..Q6_K to f32, bit-identical
 //!   to ggml's reference routines (checked against the `gguf` Python package in
 //!   `model/tests/gguf_fixtures.rs`, fixtures from `tests/fixtures/gguf/make_fixtures.py`).
 //! - [`arch`]: `qwen2`/`qwen3`/`llama` hyper-parameters as HF `config.json` fields, GGUF to HF
