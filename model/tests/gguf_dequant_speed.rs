@@ -47,8 +47,17 @@ fn blocks(ty: GgmlType, n_elements: usize) -> Vec<u8> {
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 fn dequantization_throughput() {
     let mut out = vec![0f32; N];
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
-    eprintln!("{:<6} {:>12} {:>12}   (100M elements, {} threads available)", "type", "1 thread", "all", rayon::current_num_threads());
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool");
+    eprintln!(
+        "{:<6} {:>12} {:>12}   (100M elements, {} threads available)",
+        "type",
+        "1 thread",
+        "all",
+        rayon::current_num_threads()
+    );
     for ty in [
         GgmlType::F32,
         GgmlType::F16,
@@ -64,12 +73,16 @@ fn dequantization_throughput() {
         // touch the output once so page faults are not timed
         dequantize_into(ty, &data, &mut out).expect("dequantize");
         let t = Instant::now();
-        one.install(|| dequantize_into(ty, &data, &mut out)).expect("dequantize");
+        one.install(|| dequantize_into(ty, &data, &mut out))
+            .expect("dequantize");
         let single = t.elapsed().as_secs_f64();
         let t = Instant::now();
         dequantize_into(ty, &data, &mut out).expect("dequantize");
         let all = t.elapsed().as_secs_f64();
         eprintln!("{:<6} {:>10.3} s {:>10.3} s", ty.name(), single, all);
-        assert!(single < 10.0, "{ty}: 100M elements took {single:.1} s on one thread");
+        assert!(
+            single < 10.0,
+            "{ty}: 100M elements took {single:.1} s on one thread"
+        );
     }
 }

@@ -9,23 +9,29 @@
 use std::path::PathBuf;
 
 use model::gguf::{
-    dequantize, unpermute_qk_rows, Architecture, GgmlType, GgufFile, GgufModelConfig, MetadataArray,
-    MetadataValue, RopeScalingKind,
+    dequantize, unpermute_qk_rows, Architecture, GgmlType, GgufFile, GgufModelConfig,
+    MetadataArray, MetadataValue, RopeScalingKind,
 };
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gguf").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/gguf")
+        .join(name)
 }
 
 fn manifest() -> Value {
-    let text = std::fs::read_to_string(fixture("manifest.json")).expect("fixtures present; run make_fixtures.py");
+    let text = std::fs::read_to_string(fixture("manifest.json"))
+        .expect("fixtures present; run make_fixtures.py");
     serde_json::from_str(&text).expect("manifest is JSON")
 }
 
 fn read_f32(name: &str) -> Vec<f32> {
     let bytes = std::fs::read(fixture(name)).expect("expected-values file");
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn open(name: &str) -> GgufFile {
@@ -36,7 +42,13 @@ fn open(name: &str) -> GgufFile {
 fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: element {i} is {} ({:#010x}), expected {} ({:#010x})", got[i], got[i].to_bits(), want[i], want[i].to_bits());
+        panic!(
+            "{what}: element {i} is {} ({:#010x}), expected {} ({:#010x})",
+            got[i],
+            got[i].to_bits(),
+            want[i],
+            want[i].to_bits()
+        );
     }
 }
 
@@ -81,7 +93,9 @@ fn every_metadata_value_type_reads_back() {
     let m = manifest();
     let file = open("types.gguf");
     let md = file.metadata();
-    let expected = m["types.gguf"]["metadata"].as_object().expect("metadata object");
+    let expected = m["types.gguf"]["metadata"]
+        .as_object()
+        .expect("metadata object");
     for (key, entry) in expected {
         let got = md.get(key).unwrap_or_else(|| panic!("{key} missing"));
         assert_eq!(got.value_type().to_string(), entry["type"], "{key}: type");
@@ -96,7 +110,9 @@ fn every_metadata_value_type_reads_back() {
     assert_eq!(md.len(), expected.len() + 1);
     // nested arrays keep their inner element type (GGUFWriter infers i32 from Python ints)
     match md.get_array("test.arr_nested").expect("nested") {
-        MetadataArray::Array(inner) => assert!(inner.iter().all(|a| matches!(a, MetadataArray::I32(_)))),
+        MetadataArray::Array(inner) => {
+            assert!(inner.iter().all(|a| matches!(a, MetadataArray::I32(_))))
+        }
         other => panic!("not nested: {other:?}"),
     }
     assert_eq!(file.content().version, 3);
@@ -123,7 +139,8 @@ fn every_supported_type_dequantizes_bit_exactly() {
         seen.insert(ty.name());
     }
     let required = [
-        "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+        "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K",
+        "Q5_K", "Q6_K",
     ];
     for r in required {
         assert!(seen.contains(r), "fixture lacks {r}");
@@ -156,7 +173,10 @@ fn q8_0_block_access_matches_dequantization() {
     for b in 0..view.info.row_len() / 32 {
         let (d, qs) = model::gguf::q8_0_block(row, b).expect("block");
         for (i, &q) in qs.iter().enumerate() {
-            assert_eq!((f32::from(q) * d).to_bits(), all[512 + 32 * b + i].to_bits());
+            assert_eq!(
+                (f32::from(q) * d).to_bits(),
+                all[512 + 32 * b + i].to_bits()
+            );
         }
     }
 }
@@ -166,8 +186,13 @@ fn block_geometry_matches_gguf_py() {
     let m = manifest();
     let sizes = m["quant_sizes"].as_object().expect("quant_sizes");
     for ty in GgmlType::ALL {
-        let Some(entry) = sizes.get(ty.name()) else { panic!("gguf-py does not know {ty}") };
-        let (bs, ts) = (entry[0].as_u64().expect("block size"), entry[1].as_u64().expect("type size"));
+        let Some(entry) = sizes.get(ty.name()) else {
+            panic!("gguf-py does not know {ty}")
+        };
+        let (bs, ts) = (
+            entry[0].as_u64().expect("block size"),
+            entry[1].as_u64().expect("type size"),
+        );
         assert_eq!(ty.block_size() as u64, bs, "{ty}: block size");
         if ty == GgmlType::Q8_1 {
             // ggml's block_q8_1 is 2 halves + 32 bytes = 36; gguf-py says 4 + 4 + 32. Never stored
@@ -182,15 +207,34 @@ fn block_geometry_matches_gguf_py() {
 fn model_fixture(arch: &str) -> (GgufFile, GgufModelConfig, Value) {
     let name = format!("tiny_{arch}.gguf");
     let file = open(&name);
-    let config = GgufModelConfig::from_gguf(file.content()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let config =
+        GgufModelConfig::from_gguf(file.content()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let m = manifest()[name.as_str()].clone();
     assert_eq!(config.architecture.name(), arch);
-    assert_eq!(config.hidden_size as u64, m["hidden_size"].as_u64().expect("hidden"));
-    assert_eq!(config.num_attention_heads as u64, m["num_attention_heads"].as_u64().expect("heads"));
-    assert_eq!(config.num_key_value_heads as u64, m["num_key_value_heads"].as_u64().expect("kv"));
-    assert_eq!(config.head_dim as u64, m["head_dim"].as_u64().expect("head_dim"));
-    assert_eq!(config.intermediate_size as u64, m["intermediate_size"].as_u64().expect("ffn"));
-    assert_eq!(config.vocab_size as u64, m["vocab_size"].as_u64().expect("vocab"));
+    assert_eq!(
+        config.hidden_size as u64,
+        m["hidden_size"].as_u64().expect("hidden")
+    );
+    assert_eq!(
+        config.num_attention_heads as u64,
+        m["num_attention_heads"].as_u64().expect("heads")
+    );
+    assert_eq!(
+        config.num_key_value_heads as u64,
+        m["num_key_value_heads"].as_u64().expect("kv")
+    );
+    assert_eq!(
+        config.head_dim as u64,
+        m["head_dim"].as_u64().expect("head_dim")
+    );
+    assert_eq!(
+        config.intermediate_size as u64,
+        m["intermediate_size"].as_u64().expect("ffn")
+    );
+    assert_eq!(
+        config.vocab_size as u64,
+        m["vocab_size"].as_u64().expect("vocab")
+    );
     assert_eq!(config.num_hidden_layers, 1);
     assert_eq!(config.max_position_embeddings, 2048);
     assert_eq!(config.rms_norm_eps, f64::from(1e-6f32));
@@ -208,7 +252,9 @@ fn llama_config_and_qk_unpermutation() {
     let expected = m["unpermuted"].as_object().expect("unpermuted");
     let mut checked = 0;
     for info in file.tensors() {
-        let mapping = config.map_tensor(&info.name).unwrap_or_else(|e| panic!("{e}"));
+        let mapping = config
+            .map_tensor(&info.name)
+            .unwrap_or_else(|e| panic!("{e}"));
         let Some(hf_file) = expected.get(&info.name) else {
             assert_eq!(mapping.unpermute_heads, None, "{}", info.name);
             continue;
@@ -218,7 +264,8 @@ fn llama_config_and_qk_unpermutation() {
         let n_rows = info.n_rows as usize;
         let view = file.tensor(&info.name).expect("tensor");
         // dequantise then un-permute ...
-        let got = unpermute_qk_rows(&view.to_f32().expect("dequantize"), n_rows, heads).expect("unpermute");
+        let got = unpermute_qk_rows(&view.to_f32().expect("dequantize"), n_rows, heads)
+            .expect("unpermute");
         assert_bits_eq(&info.name, &got, &want);
         // ... or un-permute the quantised rows and dequantise: the same
         let raw = unpermute_qk_rows(view.data, n_rows, heads).expect("unpermute raw");
@@ -231,8 +278,20 @@ fn llama_config_and_qk_unpermutation() {
         config.map_tensor("blk.0.attn_q.weight").expect("q").hf_name,
         "model.layers.0.self_attn.q_proj.weight"
     );
-    assert_eq!(config.map_tensor("blk.0.attn_k.weight").expect("k").unpermute_heads, Some(2));
-    assert_eq!(config.map_tensor("blk.0.attn_q.weight").expect("q").unpermute_heads, Some(4));
+    assert_eq!(
+        config
+            .map_tensor("blk.0.attn_k.weight")
+            .expect("k")
+            .unpermute_heads,
+        Some(2)
+    );
+    assert_eq!(
+        config
+            .map_tensor("blk.0.attn_q.weight")
+            .expect("q")
+            .unpermute_heads,
+        Some(4)
+    );
 }
 
 #[test]
@@ -271,9 +330,15 @@ fn qwen2_config_bias_untied_yarn_and_no_permutation() {
         assert!(names.iter().any(|n| n == want), "{want} not mapped");
     }
     // shapes come out in HF order: q_proj is [out, in]
-    let q = file.content().tensor_info("blk.0.attn_q.weight").expect("q");
+    let q = file
+        .content()
+        .tensor_info("blk.0.attn_q.weight")
+        .expect("q");
     assert_eq!(q.shape(), [64, 64]);
-    let o = file.content().tensor_info("blk.0.ffn_down.weight").expect("down");
+    let o = file
+        .content()
+        .tensor_info("blk.0.ffn_down.weight")
+        .expect("down");
     assert_eq!(o.shape(), [64, 128]);
 }
 
@@ -283,10 +348,15 @@ fn qwen3_config_head_dim_and_qk_norm() {
     assert!(config.qk_norm);
     assert!(!config.attention_bias);
     assert_eq!(config.head_dim, 32, "key_length, not hidden / heads");
-    let m = config.map_tensor("blk.0.attn_k_norm.weight").expect("k_norm");
+    let m = config
+        .map_tensor("blk.0.attn_k_norm.weight")
+        .expect("k_norm");
     assert_eq!(m.hf_name, "model.layers.0.self_attn.k_norm.weight");
     for t in file.tensors() {
-        assert_eq!(config.map_tensor(&t.name).expect("maps").unpermute_heads, None);
+        assert_eq!(
+            config.map_tensor(&t.name).expect("maps").unpermute_heads,
+            None
+        );
     }
 }
 

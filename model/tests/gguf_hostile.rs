@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use model::gguf::{GgmlType, GgufContent, GgufError, GgufFile};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gguf").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/gguf")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -77,7 +79,11 @@ fn reject(g: &Gguf) -> GgufError {
 
 /// The end of the furthest tensor's data: the shortest prefix that still holds every tensor.
 fn data_end(c: &GgufContent) -> u64 {
-    c.tensors.iter().map(|t| t.data_start + t.n_bytes).max().unwrap_or(c.data_offset.min(c.file_len))
+    c.tensors
+        .iter()
+        .map(|t| t.data_start + t.n_bytes)
+        .max()
+        .unwrap_or(c.data_offset.min(c.file_len))
 }
 
 /// Checks the prefixes of fixture `name` whose lengths `lengths` yields: a prefix missing any
@@ -91,14 +97,26 @@ fn check_prefixes(name: &str, lengths: impl Fn(&GgufContent, usize) -> Vec<usize
     for &n in &lengths {
         let result = GgufContent::parse(&bytes[..n]);
         if (n as u64) < needed {
-            let err = result.err().unwrap_or_else(|| panic!("{name}: prefix of {n} bytes accepted"));
+            let err = result
+                .err()
+                .unwrap_or_else(|| panic!("{name}: prefix of {n} bytes accepted"));
             match err {
                 // inside the header or directory: reported where the missing field starts
-                GgufError::Truncated { offset, needed, available, .. } => {
-                    assert!(offset + available == n as u64 && needed > available, "{name}@{n}: {err}");
+                GgufError::Truncated {
+                    offset,
+                    needed,
+                    available,
+                    ..
+                } => {
+                    assert!(
+                        offset + available == n as u64 && needed > available,
+                        "{name}@{n}: {err}"
+                    );
                 }
                 // a count checked against the bytes left, before they were read
-                GgufError::CountTooLarge { offset, .. } => assert!(offset < n as u64, "{name}@{n}: {err}"),
+                GgufError::CountTooLarge { offset, .. } => {
+                    assert!(offset < n as u64, "{name}@{n}: {err}")
+                }
                 // inside the data section
                 GgufError::TensorOutOfBounds { file_len, end, .. } => {
                     assert!(file_len == n as u64 && end > file_len, "{name}@{n}: {err}");
@@ -106,7 +124,10 @@ fn check_prefixes(name: &str, lengths: impl Fn(&GgufContent, usize) -> Vec<usize
                 other => panic!("{name}: prefix of {n} bytes gave an unexpected error: {other}"),
             }
         } else {
-            assert!(result.is_ok(), "{name}: prefix of {n} bytes (all tensor data present) rejected");
+            assert!(
+                result.is_ok(),
+                "{name}: prefix of {n} bytes (all tensor data present) rejected"
+            );
         }
     }
     lengths.len()
@@ -149,21 +170,43 @@ fn unsupported_versions() {
     for v in [0u32, 1, 4, 0x0300_0000 /* a big-endian v3 file */] {
         let mut g = Gguf::header(0, 0);
         g.b[4..8].copy_from_slice(&v.to_le_bytes());
-        assert!(matches!(reject(&g), GgufError::UnsupportedVersion { offset: 4, version } if version == v));
+        assert!(
+            matches!(reject(&g), GgufError::UnsupportedVersion { offset: 4, version } if version == v)
+        );
     }
 }
 
 #[test]
 fn absurd_counts_are_rejected_before_allocation() {
     let e = reject(&Gguf::header(u64::MAX, 0));
-    assert!(matches!(e, GgufError::CountTooLarge { offset: 8, count: u64::MAX, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::CountTooLarge {
+                offset: 8,
+                count: u64::MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = reject(&Gguf::header(0, 1 << 40));
-    assert!(matches!(e, GgufError::CountTooLarge { offset: 16, .. }), "{e}");
+    assert!(
+        matches!(e, GgufError::CountTooLarge { offset: 16, .. }),
+        "{e}"
+    );
 
     // a key whose length claims 2^62 bytes
     let mut g = Gguf::header(0, 1);
     g.u64(1 << 62).u32(0).u64(0);
-    assert!(matches!(reject(&g), GgufError::CountTooLarge { offset: 24, count: 0x4000_0000_0000_0000, .. }));
+    assert!(matches!(
+        reject(&g),
+        GgufError::CountTooLarge {
+            offset: 24,
+            count: 0x4000_0000_0000_0000,
+            ..
+        }
+    ));
 
     // an array of 2^61 u64, and one whose length times element size overflows u64
     for (ty, count) in [(10u32, 1u64 << 61), (10, u64::MAX / 4), (8, u64::MAX)] {
@@ -172,7 +215,10 @@ fn absurd_counts_are_rejected_before_allocation() {
         let count_at = g.pos() + 4;
         g.u32(ty).u64(count).u64(0);
         let e = reject(&g);
-        assert!(matches!(e, GgufError::CountTooLarge { offset, .. } if offset == count_at), "{e}");
+        assert!(
+            matches!(e, GgufError::CountTooLarge { offset, .. } if offset == count_at),
+            "{e}"
+        );
     }
 }
 
@@ -182,7 +228,9 @@ fn unknown_value_types() {
     g.str("k");
     let at = g.pos();
     g.u32(13).u32(0);
-    assert!(matches!(reject(&g), GgufError::UnknownValueType { offset, type_id: 13 } if offset == at));
+    assert!(
+        matches!(reject(&g), GgufError::UnknownValueType { offset, type_id: 13 } if offset == at)
+    );
 
     let mut g = Gguf::header(0, 1);
     g.str("k").u32(9);
@@ -200,7 +248,10 @@ fn nesting_is_bounded() {
         g.u32(9).u64(1);
     }
     g.u32(0).u64(0);
-    assert!(matches!(reject(&g), GgufError::NestingTooDeep { max: 8, .. }));
+    assert!(matches!(
+        reject(&g),
+        GgufError::NestingTooDeep { max: 8, .. }
+    ));
 
     // depth 8 is fine
     let mut g = Gguf::header(0, 1);
@@ -224,7 +275,13 @@ fn invalid_scalars() {
     g.u64(2);
     g.b.extend([0xC3, 0x28]); // invalid UTF-8
     g.u32(0).u8(0);
-    assert!(matches!(reject(&g), GgufError::InvalidUtf8 { offset: 24, what: "metadata key" }));
+    assert!(matches!(
+        reject(&g),
+        GgufError::InvalidUtf8 {
+            offset: 24,
+            what: "metadata key"
+        }
+    ));
 
     let mut g = Gguf::header(0, 2);
     g.kv_u32("a", 1);
@@ -240,7 +297,10 @@ fn bad_alignment() {
         g.str("general.alignment").u32(4);
         let at = g.pos();
         g.u32(a);
-        assert!(matches!(reject(&g), GgufError::BadAlignment { offset, .. } if offset == at), "alignment {a}");
+        assert!(
+            matches!(reject(&g), GgufError::BadAlignment { offset, .. } if offset == at),
+            "alignment {a}"
+        );
     }
     // stored as u64: llama.cpp requires u32
     let mut g = Gguf::header(0, 1);
@@ -264,13 +324,41 @@ fn bad_tensor_directory_entries() {
     /// (ggml dims, type id, data offset, the error expected)
     type Case<'a> = (&'a [u64], u32, u64, fn(&GgufError) -> bool);
     let cases: [Case<'_>; 7] = [
-        (&[1, 1, 1, 1, 1], 0, 0, |e| matches!(e, GgufError::TooManyDims { n_dims: 5, .. })),
-        (&dims_overflow, 0, 0, |e| matches!(e, GgufError::ShapeOverflow { .. })),
-        (&[u64::MAX, 0], 0, 0, |e| matches!(e, GgufError::ShapeOverflow { .. })),
-        (&[32], 4, 0, |e| matches!(e, GgufError::UnknownTensorType { type_id: 4, .. })),
-        (&[32], 1000, 0, |e| matches!(e, GgufError::UnknownTensorType { type_id: 1000, .. })),
-        (&[33], GgmlType::Q8_0.id(), 0, |e| matches!(e, GgufError::RowNotBlockAligned { ne0: 33, block_size: 32, .. })),
-        (&[8], 0, 1, |e| matches!(e, GgufError::MisalignedTensor { data_offset: 1, alignment: 32, .. })),
+        (&[1, 1, 1, 1, 1], 0, 0, |e| {
+            matches!(e, GgufError::TooManyDims { n_dims: 5, .. })
+        }),
+        (&dims_overflow, 0, 0, |e| {
+            matches!(e, GgufError::ShapeOverflow { .. })
+        }),
+        (&[u64::MAX, 0], 0, 0, |e| {
+            matches!(e, GgufError::ShapeOverflow { .. })
+        }),
+        (&[32], 4, 0, |e| {
+            matches!(e, GgufError::UnknownTensorType { type_id: 4, .. })
+        }),
+        (&[32], 1000, 0, |e| {
+            matches!(e, GgufError::UnknownTensorType { type_id: 1000, .. })
+        }),
+        (&[33], GgmlType::Q8_0.id(), 0, |e| {
+            matches!(
+                e,
+                GgufError::RowNotBlockAligned {
+                    ne0: 33,
+                    block_size: 32,
+                    ..
+                }
+            )
+        }),
+        (&[8], 0, 1, |e| {
+            matches!(
+                e,
+                GgufError::MisalignedTensor {
+                    data_offset: 1,
+                    alignment: 32,
+                    ..
+                }
+            )
+        }),
     ];
     for (dims, ty, offset, check) in cases {
         let mut g = Gguf::header(1, 0);
@@ -284,7 +372,10 @@ fn bad_tensor_directory_entries() {
         let mut g = Gguf::header(1, 0);
         g.tensor("t", &[8], 0, offset).data(n_data);
         let e = reject(&g);
-        assert!(matches!(e, GgufError::TensorOutOfBounds { offset: 24, .. }), "offset {offset}: {e}");
+        assert!(
+            matches!(e, GgufError::TensorOutOfBounds { offset: 24, .. }),
+            "offset {offset}: {e}"
+        );
     }
 
     // two tensors sharing bytes; a third, empty one anywhere is fine
@@ -295,7 +386,10 @@ fn bad_tensor_directory_entries() {
     assert!(g.parse().is_ok(), "adjacent tensors do not overlap");
     g.b[at as usize + 9 + 4 + 8 + 4..][..8].copy_from_slice(&0u64.to_le_bytes());
     let e = reject(&g);
-    assert!(matches!(&e, GgufError::TensorOverlap { offset, name, other } if *offset == at && name == "b" && other == "a"), "{e}");
+    assert!(
+        matches!(&e, GgufError::TensorOverlap { offset, name, other } if *offset == at && name == "b" && other == "a"),
+        "{e}"
+    );
 
     let mut g = Gguf::header(2, 0);
     g.tensor("t", &[8], 0, 0);
@@ -307,7 +401,9 @@ fn bad_tensor_directory_entries() {
 #[test]
 fn zero_sized_and_zero_dimensional_tensors() {
     let mut g = Gguf::header(2, 0);
-    g.tensor("empty", &[0, 5], 0, 0).tensor("scalar", &[], 0, 0).data(4);
+    g.tensor("empty", &[0, 5], 0, 0)
+        .tensor("scalar", &[], 0, 0)
+        .data(4);
     let c = g.parse().expect("valid");
     assert_eq!(c.tensors[0].n_bytes, 0);
     assert_eq!((c.tensors[1].n_elements, c.tensors[1].n_bytes), (1, 4));
@@ -319,7 +415,9 @@ fn random_corruption_never_panics() {
     // A deterministic stand-in for the fuzzer that runs in every `cargo test`: flip bytes of a
     // real file and parse (and, when it parses, dequantise everything).
     let base = fixture("types.gguf");
-    let directory_end = GgufContent::parse(&base).expect("fixture parses").data_offset as usize;
+    let directory_end = GgufContent::parse(&base)
+        .expect("fixture parses")
+        .data_offset as usize;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -343,7 +441,10 @@ fn random_corruption_never_panics() {
             }
         }
     }
-    assert!(accepted > 0, "some corruptions (in string contents, values) are benign");
+    assert!(
+        accepted > 0,
+        "some corruptions (in string contents, values) are benign"
+    );
 }
 
 #[test]
@@ -354,5 +455,11 @@ fn opening_missing_and_non_gguf_files() {
     let empty = dir.path().join("empty.gguf");
     std::fs::write(&empty, b"").expect("write");
     let e = GgufFile::open(&empty).expect_err("empty file");
-    assert!(matches!(e, GgufError::Truncated { offset: 0, .. } | GgufError::Io { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::Truncated { offset: 0, .. } | GgufError::Io { .. }
+        ),
+        "{e}"
+    );
 }

@@ -14,10 +14,9 @@ use model::gguf::{Architecture, GgufFile, GgufModelConfig};
 
 /// sum_i bits(x_i) * (2i + 1) mod 2^64, as in smollm_reference.py.
 fn checksum(values: &[f32]) -> u64 {
-    values
-        .iter()
-        .enumerate()
-        .fold(0u64, |acc, (i, v)| acc.wrapping_add(u64::from(v.to_bits()).wrapping_mul(2 * i as u64 + 1)))
+    values.iter().enumerate().fold(0u64, |acc, (i, v)| {
+        acc.wrapping_add(u64::from(v.to_bits()).wrapping_mul(2 * i as u64 + 1))
+    })
 }
 
 #[test]
@@ -57,23 +56,40 @@ fn smollm2_q4_1_reads_maps_and_dequantizes() {
     }
     assert_eq!(types.get("Q4_1"), Some(&210));
     assert_eq!(types.get("Q8_0"), Some(&1));
-    assert_eq!(file.tensor("token_embd.weight").map(|t| t.info.ggml_type.name()).ok(), Some("Q8_0"));
+    assert_eq!(
+        file.tensor("token_embd.weight")
+            .map(|t| t.info.ggml_type.name())
+            .ok(),
+        Some("Q8_0")
+    );
     // 9 tensors per layer + embedding + final norm; tied, so no lm_head
     assert_eq!(hf_names.len(), 30 * 9 + 2);
 
     let reference: Option<serde_json::Value> = std::env::var("SELFINSTRUCT_SMOLLM_REFERENCE")
         .ok()
-        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).expect("reference file")).expect("reference JSON"));
+        .map(|p| {
+            serde_json::from_str(&std::fs::read_to_string(p).expect("reference file"))
+                .expect("reference JSON")
+        });
 
     let t1 = Instant::now();
     let mut n_elements = 0usize;
     let mut checked = 0;
     for t in file.tensors() {
-        let values = file.tensor(&t.name).and_then(|v| v.to_f32()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(values.iter().all(|v| v.is_finite()), "{}: non-finite value", t.name);
+        let values = file
+            .tensor(&t.name)
+            .and_then(|v| v.to_f32())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "{}: non-finite value",
+            t.name
+        );
         n_elements += values.len();
         if let Some(r) = &reference {
-            let want = r[&t.name]["checksum"].as_u64().expect("checksum for every tensor");
+            let want = r[&t.name]["checksum"]
+                .as_u64()
+                .expect("checksum for every tensor");
             assert_eq!(checksum(&values), want, "{}: differs from gguf-py", t.name);
             checked += 1;
         }
@@ -90,7 +106,12 @@ fn smollm2_q4_1_reads_maps_and_dequantizes() {
         file.content().data_offset,
         file.content().file_len
     );
-    for key in ["general.name", "tokenizer.ggml.model", "tokenizer.ggml.pre", "general.file_type"] {
+    for key in [
+        "general.name",
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.pre",
+        "general.file_type",
+    ] {
         if let Some(v) = md.get(key) {
             eprintln!("  {key} = {v:?}");
         }

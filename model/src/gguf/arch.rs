@@ -156,11 +156,16 @@ impl GgufModelConfig {
         let num_hidden_layers = md.get_usize(&key("block_count"))?;
         let max_position_embeddings = md.get_usize(&key("context_length"))?;
         let num_attention_heads = md.get_usize(&key("attention.head_count"))?;
-        let num_key_value_heads = opt_usize("attention.head_count_kv")?.unwrap_or(num_attention_heads);
+        let num_key_value_heads =
+            opt_usize("attention.head_count_kv")?.unwrap_or(num_attention_heads);
         let rms_norm_eps = md.get_f64(&key("attention.layer_norm_rms_epsilon"))?;
         let rope_theta = opt_f64("rope.freq_base")?.unwrap_or(10_000.0);
 
-        if hidden_size == 0 || num_attention_heads == 0 || num_key_value_heads == 0 || num_hidden_layers == 0 {
+        if hidden_size == 0
+            || num_attention_heads == 0
+            || num_key_value_heads == 0
+            || num_hidden_layers == 0
+        {
             return Err(invalid(format!(
                 "hidden size {hidden_size}, {num_hidden_layers} layers, {num_attention_heads} heads and \
                  {num_key_value_heads} kv heads must all be non-zero"
@@ -181,11 +186,15 @@ impl GgufModelConfig {
             }
         };
         if head_dim == 0 || head_dim % 2 != 0 {
-            return Err(invalid(format!("head dimension {head_dim} must be even and non-zero for RoPE")));
+            return Err(invalid(format!(
+                "head dimension {head_dim} must be even and non-zero for RoPE"
+            )));
         }
         if let Some(v) = opt_usize("attention.value_length")? {
             if v != head_dim {
-                return Err(invalid(format!("value_length {v} differs from key_length {head_dim}")));
+                return Err(invalid(format!(
+                    "value_length {v} differs from key_length {head_dim}"
+                )));
             }
         }
         if let Some(r) = opt_usize("rope.dimension_count")? {
@@ -196,14 +205,20 @@ impl GgufModelConfig {
             }
         }
         if !(rms_norm_eps > 0.0 && rms_norm_eps.is_finite()) {
-            return Err(invalid(format!("layer_norm_rms_epsilon {rms_norm_eps} must be positive")));
+            return Err(invalid(format!(
+                "layer_norm_rms_epsilon {rms_norm_eps} must be positive"
+            )));
         }
         if !(rope_theta > 0.0 && rope_theta.is_finite()) {
-            return Err(invalid(format!("rope.freq_base {rope_theta} must be positive")));
+            return Err(invalid(format!(
+                "rope.freq_base {rope_theta} must be positive"
+            )));
         }
         if content.tensor_info("rope_freqs.weight").is_some() {
             // Llama-3.1-style per-frequency factors; ignoring them would silently change outputs.
-            return Err(invalid("rope_freqs.weight (Llama 3 rope frequency factors) is not supported".to_owned()));
+            return Err(invalid(
+                "rope_freqs.weight (Llama 3 rope frequency factors) is not supported".to_owned(),
+            ));
         }
         let rope_scaling = read_rope_scaling(content, architecture)?;
 
@@ -211,12 +226,18 @@ impl GgufModelConfig {
         let vocab_size = tokens.len();
         if let Some(v) = opt_usize("vocab_size")? {
             if v != vocab_size {
-                return Err(invalid(format!("{} says {v} but the token list has {vocab_size}", key("vocab_size"))));
+                return Err(invalid(format!(
+                    "{} says {v} but the token list has {vocab_size}",
+                    key("vocab_size")
+                )));
             }
         }
-        let embd = content
-            .tensor_info("token_embd.weight")
-            .ok_or_else(|| GgufError::MissingTensor { name: "token_embd.weight".to_owned() })?;
+        let embd =
+            content
+                .tensor_info("token_embd.weight")
+                .ok_or_else(|| GgufError::MissingTensor {
+                    name: "token_embd.weight".to_owned(),
+                })?;
         if embd.dims != [hidden_size as u64, vocab_size as u64] {
             return Err(invalid(format!(
                 "token_embd.weight has ggml dims {:?}, expected [{hidden_size}, {vocab_size}] (hidden, vocab)",
@@ -250,8 +271,10 @@ impl GgufModelConfig {
     /// Names outside the architecture (or layers past `num_hidden_layers`) are an error, so a
     /// loader that maps every tensor accounts for all of them.
     pub fn map_tensor(&self, gguf_name: &str) -> Result<TensorMapping, GgufError> {
-        let unexpected =
-            || GgufError::UnexpectedTensor { name: gguf_name.to_owned(), arch: self.architecture.to_string() };
+        let unexpected = || GgufError::UnexpectedTensor {
+            name: gguf_name.to_owned(),
+            arch: self.architecture.to_string(),
+        };
         let (stem, kind) = gguf_name
             .strip_suffix(".weight")
             .map(|s| (s, "weight"))
@@ -267,7 +290,10 @@ impl GgufModelConfig {
             if kind != "weight" {
                 return Err(unexpected());
             }
-            return Ok(TensorMapping { hf_name: format!("{hf}.weight"), unpermute_heads: None });
+            return Ok(TensorMapping {
+                hf_name: format!("{hf}.weight"),
+                unpermute_heads: None,
+            });
         }
         let rest = stem.strip_prefix("blk.").ok_or_else(unexpected)?;
         let (layer, part) = rest.split_once('.').ok_or_else(unexpected)?;
@@ -285,8 +311,12 @@ impl GgufModelConfig {
             "attn_k" => ("self_attn.k_proj", true, Some(self.num_key_value_heads)),
             "attn_v" => ("self_attn.v_proj", true, None),
             "attn_output" => ("self_attn.o_proj", false, None),
-            "attn_q_norm" if self.architecture == Architecture::Qwen3 => ("self_attn.q_norm", false, None),
-            "attn_k_norm" if self.architecture == Architecture::Qwen3 => ("self_attn.k_norm", false, None),
+            "attn_q_norm" if self.architecture == Architecture::Qwen3 => {
+                ("self_attn.q_norm", false, None)
+            }
+            "attn_k_norm" if self.architecture == Architecture::Qwen3 => {
+                ("self_attn.k_norm", false, None)
+            }
             "ffn_norm" => ("post_attention_layernorm", false, None),
             "ffn_gate" => ("mlp.gate_proj", false, None),
             "ffn_up" => ("mlp.up_proj", false, None),
@@ -314,7 +344,10 @@ pub struct TensorMapping {
     pub unpermute_heads: Option<usize>,
 }
 
-fn read_rope_scaling(content: &GgufContent, arch: Architecture) -> Result<Option<RopeScaling>, GgufError> {
+fn read_rope_scaling(
+    content: &GgufContent,
+    arch: Architecture,
+) -> Result<Option<RopeScaling>, GgufError> {
     let md = &content.metadata;
     let key = |k: &str| format!("{}.rope.{k}", arch.name());
     let opt_f64 = |k: &str| md.get(&key(k)).map(|_| md.get_f64(&key(k))).transpose();
@@ -331,34 +364,54 @@ fn read_rope_scaling(content: &GgufContent, arch: Architecture) -> Result<Option
             "yarn" => Some(RopeScalingKind::Yarn),
             "longrope" => Some(RopeScalingKind::LongRope),
             other => {
-                return Err(GgufError::InvalidModel(format!("unknown {} {other:?}", key("scaling.type"))));
+                return Err(GgufError::InvalidModel(format!(
+                    "unknown {} {other:?}",
+                    key("scaling.type")
+                )));
             }
         },
     };
     let scaling = match (kind, opt_f64("scaling.factor")?, opt_f64("scale_linear")?) {
-        (Some(kind), Some(factor), _) => Some(RopeScaling { kind, factor, original_max_position_embeddings: original, attn_factor }),
-        (Some(kind), None, _) => {
-            return Err(GgufError::InvalidModel(format!("{kind:?} rope scaling without {}", key("scaling.factor"))));
-        }
-        // Older files only carry `rope.scale_linear`; 1.0 means no scaling.
-        (None, _, Some(f)) if f != 1.0 && md.get(&key("scaling.type")).is_none() => Some(RopeScaling {
-            kind: RopeScalingKind::Linear,
-            factor: f,
+        (Some(kind), Some(factor), _) => Some(RopeScaling {
+            kind,
+            factor,
             original_max_position_embeddings: original,
             attn_factor,
         }),
+        (Some(kind), None, _) => {
+            return Err(GgufError::InvalidModel(format!(
+                "{kind:?} rope scaling without {}",
+                key("scaling.factor")
+            )));
+        }
+        // Older files only carry `rope.scale_linear`; 1.0 means no scaling.
+        (None, _, Some(f)) if f != 1.0 && md.get(&key("scaling.type")).is_none() => {
+            Some(RopeScaling {
+                kind: RopeScalingKind::Linear,
+                factor: f,
+                original_max_position_embeddings: original,
+                attn_factor,
+            })
+        }
         _ => None,
     };
     if let Some(s) = &scaling {
         if !(s.factor > 0.0 && s.factor.is_finite()) {
-            return Err(GgufError::InvalidModel(format!("rope scaling factor {} must be positive", s.factor)));
+            return Err(GgufError::InvalidModel(format!(
+                "rope scaling factor {} must be positive",
+                s.factor
+            )));
         }
     }
     Ok(scaling)
 }
 
 fn check_permutation(len: usize, n_rows: usize, n_head: usize) -> Result<usize, GgufError> {
-    let ok = n_rows > 0 && n_head > 0 && n_rows % n_head == 0 && (n_rows / n_head) % 2 == 0 && len % n_rows == 0;
+    let ok = n_rows > 0
+        && n_head > 0
+        && n_rows % n_head == 0
+        && (n_rows / n_head) % 2 == 0
+        && len % n_rows == 0;
     if !ok {
         return Err(GgufError::InvalidModel(format!(
             "cannot (un)permute {len} items as {n_rows} rows of {n_head} heads with an even head dimension"
@@ -373,7 +426,11 @@ fn check_permutation(len: usize, n_rows: usize, n_head: usize) -> Result<usize, 
 /// quantised tensor, whose rows are quantised independently). Within each head of
 /// `head_dim = n_rows / n_head` rows, stored row `2j + i` goes back to row `i * head_dim/2 + j`
 /// (i in {0, 1}): the file interleaves the two rotary halves, HF keeps them apart.
-pub fn unpermute_qk_rows<T: Copy>(data: &[T], n_rows: usize, n_head: usize) -> Result<Vec<T>, GgufError> {
+pub fn unpermute_qk_rows<T: Copy>(
+    data: &[T],
+    n_rows: usize,
+    n_head: usize,
+) -> Result<Vec<T>, GgufError> {
     let row_len = check_permutation(data.len(), n_rows, n_head)?;
     let head_dim = n_rows / n_head;
     let half = head_dim / 2;
@@ -391,7 +448,11 @@ pub fn unpermute_qk_rows<T: Copy>(data: &[T], n_rows: usize, n_head: usize) -> R
 
 /// llama.cpp's q/k row permutation itself (the inverse of [`unpermute_qk_rows`]), for writing
 /// GGUF files and for tests.
-pub fn permute_qk_rows<T: Copy>(data: &[T], n_rows: usize, n_head: usize) -> Result<Vec<T>, GgufError> {
+pub fn permute_qk_rows<T: Copy>(
+    data: &[T],
+    n_rows: usize,
+    n_head: usize,
+) -> Result<Vec<T>, GgufError> {
     let row_len = check_permutation(data.len(), n_rows, n_head)?;
     let head_dim = n_rows / n_head;
     let half = head_dim / 2;

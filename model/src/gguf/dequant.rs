@@ -53,7 +53,11 @@ pub fn dequantize_into(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<(),
 fn check_sizes(ty: GgmlType, bytes: usize, elements: usize) -> Result<(), GgufError> {
     let expected = ty.row_bytes(elements as u64);
     if expected != Some(bytes as u64) {
-        return Err(GgufError::SizeMismatch { ty, bytes, elements });
+        return Err(GgufError::SizeMismatch {
+            ty,
+            bytes,
+            elements,
+        });
     }
     Ok(())
 }
@@ -231,7 +235,10 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
     }
 }
 
@@ -362,9 +369,18 @@ mod tests {
 
     #[test]
     fn size_mismatch_is_an_error() {
-        assert!(matches!(dequantize(GgmlType::Q4_K, &[0; 143], 256), Err(GgufError::SizeMismatch { .. })));
-        assert!(matches!(dequantize(GgmlType::Q8_0, &[0; 34], 33), Err(GgufError::SizeMismatch { .. })));
-        assert!(matches!(dequantize(GgmlType::IQ2_XS, &[0; 74], 256), Err(GgufError::UnsupportedDequant(_))));
+        assert!(matches!(
+            dequantize(GgmlType::Q4_K, &[0; 143], 256),
+            Err(GgufError::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            dequantize(GgmlType::Q8_0, &[0; 34], 33),
+            Err(GgufError::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            dequantize(GgmlType::IQ2_XS, &[0; 74], 256),
+            Err(GgufError::UnsupportedDequant(_))
+        ));
     }
 
     #[test]

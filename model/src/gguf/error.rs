@@ -22,8 +22,15 @@ pub enum GgufError {
     },
 
     /// The file ends before a field that the format requires.
-    #[error("truncated GGUF data at byte {offset}: {what} needs {needed} bytes, only {available} left")]
-    Truncated { offset: u64, what: &'static str, needed: u64, available: u64 },
+    #[error(
+        "truncated GGUF data at byte {offset}: {what} needs {needed} bytes, only {available} left"
+    )]
+    Truncated {
+        offset: u64,
+        what: &'static str,
+        needed: u64,
+        available: u64,
+    },
 
     /// The first four bytes are not `GGUF`.
     #[error("not a GGUF file: magic at byte 0 is {found:02x?}, expected \"GGUF\"")]
@@ -36,7 +43,12 @@ pub enum GgufError {
     /// A count or length that cannot fit in what is left of the file (the guard against huge
     /// allocations driven by a hostile header).
     #[error("{what} at byte {offset} is {count}, more than the {remaining} bytes left in the file can hold")]
-    CountTooLarge { offset: u64, what: &'static str, count: u64, remaining: u64 },
+    CountTooLarge {
+        offset: u64,
+        what: &'static str,
+        count: u64,
+        remaining: u64,
+    },
 
     /// A metadata value type id outside the GGUF specification.
     #[error("unknown metadata value type {type_id} at byte {offset}")]
@@ -68,31 +80,64 @@ pub enum GgufError {
 
     /// More dimensions than ggml's maximum of 4.
     #[error("tensor {name:?} at byte {offset} has {n_dims} dimensions (ggml allows at most 4)")]
-    TooManyDims { offset: u64, name: String, n_dims: u32 },
+    TooManyDims {
+        offset: u64,
+        name: String,
+        n_dims: u32,
+    },
 
     /// A ggml tensor type id this reader does not know (so it cannot size the tensor).
     #[error("tensor {name:?} at byte {offset} has unknown ggml type {type_id}")]
-    UnknownTensorType { offset: u64, name: String, type_id: u32 },
+    UnknownTensorType {
+        offset: u64,
+        name: String,
+        type_id: u32,
+    },
 
     /// The product of the dimensions (or the byte size) overflows.
     #[error("tensor {name:?} at byte {offset}: shape {dims:?} overflows")]
-    ShapeOverflow { offset: u64, name: String, dims: Vec<u64> },
+    ShapeOverflow {
+        offset: u64,
+        name: String,
+        dims: Vec<u64>,
+    },
 
     /// The first dimension is not a multiple of the type's block size, so rows cannot be stored.
     #[error("tensor {name:?} at byte {offset}: first dimension {ne0} is not a multiple of the {ty} block size {block_size}")]
-    RowNotBlockAligned { offset: u64, name: String, ty: GgmlType, ne0: u64, block_size: u64 },
+    RowNotBlockAligned {
+        offset: u64,
+        name: String,
+        ty: GgmlType,
+        ne0: u64,
+        block_size: u64,
+    },
 
     /// A tensor data offset that is not a multiple of the file's alignment.
     #[error("tensor {name:?} (info at byte {offset}): data offset {data_offset} is not a multiple of the alignment {alignment}")]
-    MisalignedTensor { offset: u64, name: String, data_offset: u64, alignment: u64 },
+    MisalignedTensor {
+        offset: u64,
+        name: String,
+        data_offset: u64,
+        alignment: u64,
+    },
 
     /// Tensor data that does not lie inside the file.
     #[error("tensor {name:?} (info at byte {offset}): data bytes {start}..{end} lie outside the file of {file_len} bytes")]
-    TensorOutOfBounds { offset: u64, name: String, start: u64, end: u64, file_len: u64 },
+    TensorOutOfBounds {
+        offset: u64,
+        name: String,
+        start: u64,
+        end: u64,
+        file_len: u64,
+    },
 
     /// Two tensors share data bytes.
     #[error("tensor {name:?} (info at byte {offset}): data overlaps tensor {other:?}")]
-    TensorOverlap { offset: u64, name: String, other: String },
+    TensorOverlap {
+        offset: u64,
+        name: String,
+        other: String,
+    },
 
     /// A metadata key that a caller needs is absent.
     #[error("GGUF metadata key {key:?} is missing")]
@@ -100,7 +145,11 @@ pub enum GgufError {
 
     /// A metadata key has a type (or value) the caller cannot use.
     #[error("GGUF metadata key {key:?}: expected {expected}, found {found}")]
-    WrongType { key: String, expected: &'static str, found: String },
+    WrongType {
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
 
     /// A tensor a caller asked for is absent.
     #[error("GGUF tensor {name:?} is missing")]
@@ -112,7 +161,11 @@ pub enum GgufError {
 
     /// A buffer passed to a dequantisation routine has the wrong size.
     #[error("{ty} data of {bytes} bytes does not hold {elements} elements")]
-    SizeMismatch { ty: GgmlType, bytes: usize, elements: usize },
+    SizeMismatch {
+        ty: GgmlType,
+        bytes: usize,
+        elements: usize,
+    },
 
     /// `general.architecture` names an architecture the model does not implement.
     #[error("unsupported GGUF architecture {0:?} (supported: qwen2, qwen3, llama)")]
@@ -129,6 +182,10 @@ pub enum GgufError {
 
 impl GgufError {
     pub(crate) fn wrong_type(key: &str, expected: &'static str, found: ValueType) -> Self {
-        GgufError::WrongType { key: key.to_owned(), expected, found: found.to_string() }
+        GgufError::WrongType {
+            key: key.to_owned(),
+            expected,
+            found: found.to_string(),
+        }
     }
 }

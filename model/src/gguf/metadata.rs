@@ -294,18 +294,25 @@ impl Metadata {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&MetadataValue> {
-        self.index.get(key).and_then(|&i| self.entries.get(i)).map(|(_, v)| v)
+        self.index
+            .get(key)
+            .and_then(|&i| self.entries.get(i))
+            .map(|(_, v)| v)
     }
 
     fn require(&self, key: &str) -> Result<&MetadataValue, GgufError> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey { key: key.to_owned() })
+        self.get(key).ok_or_else(|| GgufError::MissingKey {
+            key: key.to_owned(),
+        })
     }
 
     /// A non-negative integer of any width.
     pub fn get_u64(&self, key: &str) -> Result<u64, GgufError> {
         let v = self.require(key)?;
-        v.as_u64().ok_or_else(|| {
-            GgufError::WrongType { key: key.to_owned(), expected: "a non-negative integer", found: describe(v) }
+        v.as_u64().ok_or_else(|| GgufError::WrongType {
+            key: key.to_owned(),
+            expected: "a non-negative integer",
+            found: describe(v),
         })
     }
 
@@ -322,25 +329,29 @@ impl Metadata {
     /// An f32 or f64 (as f64).
     pub fn get_f64(&self, key: &str) -> Result<f64, GgufError> {
         let v = self.require(key)?;
-        v.as_f64().ok_or_else(|| GgufError::wrong_type(key, "a float", v.value_type()))
+        v.as_f64()
+            .ok_or_else(|| GgufError::wrong_type(key, "a float", v.value_type()))
     }
 
     /// A string.
     pub fn get_str(&self, key: &str) -> Result<&str, GgufError> {
         let v = self.require(key)?;
-        v.as_str().ok_or_else(|| GgufError::wrong_type(key, "a string", v.value_type()))
+        v.as_str()
+            .ok_or_else(|| GgufError::wrong_type(key, "a string", v.value_type()))
     }
 
     /// A boolean.
     pub fn get_bool(&self, key: &str) -> Result<bool, GgufError> {
         let v = self.require(key)?;
-        v.as_bool().ok_or_else(|| GgufError::wrong_type(key, "a bool", v.value_type()))
+        v.as_bool()
+            .ok_or_else(|| GgufError::wrong_type(key, "a bool", v.value_type()))
     }
 
     /// An array of any element type.
     pub fn get_array(&self, key: &str) -> Result<&MetadataArray, GgufError> {
         let v = self.require(key)?;
-        v.as_array().ok_or_else(|| GgufError::wrong_type(key, "an array", v.value_type()))
+        v.as_array()
+            .ok_or_else(|| GgufError::wrong_type(key, "an array", v.value_type()))
     }
 
     /// An array of strings (the token list, the merges).
@@ -374,11 +385,17 @@ mod tests {
         assert!(m.insert("a".into(), MetadataValue::U32(7)));
         assert!(m.insert("b".into(), MetadataValue::I64(-1)));
         assert!(m.insert("c".into(), MetadataValue::I16(9)));
-        assert!(!m.insert("a".into(), MetadataValue::U8(1)), "duplicate key must be refused");
+        assert!(
+            !m.insert("a".into(), MetadataValue::U8(1)),
+            "duplicate key must be refused"
+        );
         assert_eq!(m.get_u64("a").ok(), Some(7));
         assert_eq!(m.get_u64("c").ok(), Some(9));
         assert!(matches!(m.get_u64("b"), Err(GgufError::WrongType { .. })));
-        assert!(matches!(m.get_u64("zzz"), Err(GgufError::MissingKey { .. })));
+        assert!(matches!(
+            m.get_u64("zzz"),
+            Err(GgufError::MissingKey { .. })
+        ));
         assert!(matches!(m.get_str("a"), Err(GgufError::WrongType { .. })));
     }
 

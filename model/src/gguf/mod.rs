@@ -33,7 +33,8 @@ pub mod reader;
 pub mod types;
 
 pub use arch::{
-    permute_qk_rows, unpermute_qk_rows, Architecture, GgufModelConfig, RopeScaling, RopeScalingKind, TensorMapping,
+    permute_qk_rows, unpermute_qk_rows, Architecture, GgufModelConfig, RopeScaling,
+    RopeScalingKind, TensorMapping,
 };
 pub use dequant::{can_dequantize, dequantize, dequantize_into, q8_0_block};
 pub use error::GgufError;

@@ -90,7 +90,6 @@ impl TensorInfo {
     pub fn row_len(&self) -> usize {
         self.dims.first().map_or(1, |&d| d as usize)
     }
-
 }
 
 /// The parsed header, metadata and tensor directory of a GGUF file, independent of where the
@@ -115,7 +114,10 @@ pub struct GgufContent {
 impl GgufContent {
     /// Parses a whole GGUF file held in `bytes`, checking that every tensor's data lies inside it.
     pub fn parse(bytes: &[u8]) -> Result<GgufContent, GgufError> {
-        let mut c = Cursor { data: bytes, pos: 0 };
+        let mut c = Cursor {
+            data: bytes,
+            pos: 0,
+        };
 
         let magic = c.take(4, "magic")?;
         if magic != GGUF_MAGIC {
@@ -126,7 +128,10 @@ impl GgufContent {
         let version_offset = c.offset();
         let version = c.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(GgufError::UnsupportedVersion { offset: version_offset, version });
+            return Err(GgufError::UnsupportedVersion {
+                offset: version_offset,
+                version,
+            });
         }
         let tensor_count = c.count("tensor count", MIN_TENSOR_INFO_BYTES)?;
         let kv_count = c.count("metadata entry count", MIN_KV_BYTES)?;
@@ -138,15 +143,20 @@ impl GgufContent {
             let key = c.string("metadata key")?;
             let type_offset = c.offset();
             let type_id = c.u32("metadata value type")?;
-            let ty = ValueType::from_id(type_id)
-                .ok_or(GgufError::UnknownValueType { offset: type_offset, type_id })?;
+            let ty = ValueType::from_id(type_id).ok_or(GgufError::UnknownValueType {
+                offset: type_offset,
+                type_id,
+            })?;
             let value_offset = c.offset();
             let value = read_value(&mut c, ty)?;
             if key == "general.alignment" {
                 alignment_value_offset = Some(value_offset);
             }
             if !metadata.insert(key.clone(), value) {
-                return Err(GgufError::DuplicateKey { offset: key_offset, key });
+                return Err(GgufError::DuplicateKey {
+                    offset: key_offset,
+                    key,
+                });
             }
         }
         let alignment = match (metadata.get("general.alignment"), alignment_value_offset) {
@@ -159,7 +169,10 @@ impl GgufContent {
         for _ in 0..tensor_count {
             let info = read_tensor_info(&mut c)?;
             if tensor_index.contains_key(&info.name) {
-                return Err(GgufError::DuplicateTensor { offset: info.info_offset, name: info.name });
+                return Err(GgufError::DuplicateTensor {
+                    offset: info.info_offset,
+                    name: info.name,
+                });
             }
             tensor_index.insert(info.name.clone(), tensors.len());
             tensors.push(info);
@@ -169,40 +182,54 @@ impl GgufContent {
         let file_len = bytes.len() as u64;
         // `alignment` is a power of two no larger than u32::MAX and `end_of_directory` is at most
         // the file length, so this cannot overflow; checked anyway because it costs nothing.
-        let data_offset = end_of_directory
-            .checked_next_multiple_of(alignment)
-            .ok_or(GgufError::Truncated {
-                offset: end_of_directory,
-                what: "padding before the data section",
-                needed: alignment,
-                available: 0,
-            })?;
+        let data_offset =
+            end_of_directory
+                .checked_next_multiple_of(alignment)
+                .ok_or(GgufError::Truncated {
+                    offset: end_of_directory,
+                    what: "padding before the data section",
+                    needed: alignment,
+                    available: 0,
+                })?;
         for t in &mut tensors {
             place_tensor(t, data_offset, alignment, file_len)?;
         }
         check_no_overlap(&tensors)?;
 
-        Ok(GgufContent { version, metadata, tensors, alignment, data_offset, file_len, tensor_index })
+        Ok(GgufContent {
+            version,
+            metadata,
+            tensors,
+            alignment,
+            data_offset,
+            file_len,
+            tensor_index,
+        })
     }
 
     /// The directory entry of the tensor `name`.
     pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensor_index.get(name).and_then(|&i| self.tensors.get(i))
+        self.tensor_index
+            .get(name)
+            .and_then(|&i| self.tensors.get(i))
     }
 
     /// The data of `info` within `bytes` (the same bytes the content was parsed from). Checked
     /// again so that passing a different buffer is an error, not a panic.
-    pub fn tensor_bytes<'a>(&self, bytes: &'a [u8], info: &TensorInfo) -> Result<&'a [u8], GgufError> {
+    pub fn tensor_bytes<'a>(
+        &self,
+        bytes: &'a [u8],
+        info: &TensorInfo,
+    ) -> Result<&'a [u8], GgufError> {
         let end = info.data_start.checked_add(info.n_bytes);
-        end.and_then(|end| bytes.get(info.data_start as usize..end as usize)).ok_or_else(|| {
-            GgufError::TensorOutOfBounds {
+        end.and_then(|end| bytes.get(info.data_start as usize..end as usize))
+            .ok_or_else(|| GgufError::TensorOutOfBounds {
                 offset: info.info_offset,
                 name: info.name.clone(),
                 start: info.data_start,
                 end: end.unwrap_or(u64::MAX),
                 file_len: bytes.len() as u64,
-            }
-        })
+            })
     }
 }
 
@@ -222,7 +249,10 @@ impl GgufFile {
     /// Opens, maps and parses `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| GgufError::Io { path: path.clone(), source };
+        let io = |source| GgufError::Io {
+            path: path.clone(),
+            source,
+        };
         let file = File::open(&path).map_err(io)?;
         // SAFETY: the map is read-only and private to this value; the bytes are only ever
         // read through bounds-checked slices. The one hazard, another process shrinking the
@@ -262,7 +292,9 @@ impl GgufFile {
         let info = self
             .content
             .tensor_info(name)
-            .ok_or_else(|| GgufError::MissingTensor { name: name.to_owned() })?;
+            .ok_or_else(|| GgufError::MissingTensor {
+                name: name.to_owned(),
+            })?;
         let data = self.content.tensor_bytes(&self.map, info)?;
         Ok(TensorView { info, data })
     }
@@ -280,7 +312,11 @@ pub struct TensorView<'a> {
 impl TensorView<'_> {
     /// Dequantises the whole tensor to f32, in storage order (row-major over [`TensorInfo::shape`]).
     pub fn to_f32(&self) -> Result<Vec<f32>, GgufError> {
-        dequant::dequantize(self.info.ggml_type, self.data, self.info.n_elements as usize)
+        dequant::dequantize(
+            self.info.ggml_type,
+            self.data,
+            self.info.n_elements as usize,
+        )
     }
 
     /// The stored bytes of row `i` (a row is `dims[0]` elements), for row-wise (e.g. quantised
@@ -301,7 +337,11 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<TensorInfo, GgufError> {
     let name = c.string("tensor name")?;
     let n_dims = c.u32("tensor dimension count")?;
     if n_dims > MAX_DIMS {
-        return Err(GgufError::TooManyDims { offset: info_offset, name, n_dims });
+        return Err(GgufError::TooManyDims {
+            offset: info_offset,
+            name,
+            n_dims,
+        });
     }
     let mut dims = Vec::with_capacity(n_dims as usize);
     for _ in 0..n_dims {
@@ -309,11 +349,18 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<TensorInfo, GgufError> {
     }
     let type_offset = c.offset();
     let type_id = c.u32("tensor type")?;
-    let ggml_type = GgmlType::from_id(type_id)
-        .ok_or_else(|| GgufError::UnknownTensorType { offset: type_offset, name: name.clone(), type_id })?;
+    let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownTensorType {
+        offset: type_offset,
+        name: name.clone(),
+        type_id,
+    })?;
     let relative_offset = c.u64("tensor data offset")?;
 
-    let overflow = || GgufError::ShapeOverflow { offset: info_offset, name: name.clone(), dims: dims.clone() };
+    let overflow = || GgufError::ShapeOverflow {
+        offset: info_offset,
+        name: name.clone(),
+        dims: dims.clone(),
+    };
     // ggml stores dimensions as int64_t, so anything past i64::MAX is as good as an overflow.
     let n_elements = dims
         .iter()
@@ -321,10 +368,20 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<TensorInfo, GgufError> {
         .filter(|&n| n <= i64::MAX as u64)
         .ok_or_else(overflow)?;
     let ne0 = dims.first().copied().unwrap_or(1);
-    let n_rows = dims.iter().skip(1).try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(overflow)?;
+    let n_rows = dims
+        .iter()
+        .skip(1)
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(overflow)?;
     let block_size = ggml_type.block_size() as u64;
     if ne0 % block_size != 0 {
-        return Err(GgufError::RowNotBlockAligned { offset: info_offset, name, ty: ggml_type, ne0, block_size });
+        return Err(GgufError::RowNotBlockAligned {
+            offset: info_offset,
+            name,
+            ty: ggml_type,
+            ne0,
+            block_size,
+        });
     }
     let row_bytes = ggml_type.row_bytes(ne0).ok_or_else(overflow)?;
     let n_bytes = row_bytes.checked_mul(n_rows).ok_or_else(overflow)?;
@@ -344,7 +401,12 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<TensorInfo, GgufError> {
 }
 
 /// Resolves a tensor's absolute data range and checks it against alignment and file size.
-fn place_tensor(t: &mut TensorInfo, data_offset: u64, alignment: u64, file_len: u64) -> Result<(), GgufError> {
+fn place_tensor(
+    t: &mut TensorInfo,
+    data_offset: u64,
+    alignment: u64,
+    file_len: u64,
+) -> Result<(), GgufError> {
     if t.relative_offset % alignment != 0 {
         return Err(GgufError::MisalignedTensor {
             offset: t.info_offset,
@@ -392,9 +454,10 @@ fn check_no_overlap(tensors: &[TensorInfo]) -> Result<(), GgufError> {
 fn check_alignment(value: &MetadataValue, offset: u64) -> Result<u64, GgufError> {
     match *value {
         MetadataValue::U32(a) if a.is_power_of_two() => Ok(a.into()),
-        MetadataValue::U32(a) => {
-            Err(GgufError::BadAlignment { offset, reason: format!("{a} is not a non-zero power of two") })
-        }
+        MetadataValue::U32(a) => Err(GgufError::BadAlignment {
+            offset,
+            reason: format!("{a} is not a non-zero power of two"),
+        }),
         ref other => Err(GgufError::BadAlignment {
             offset,
             reason: format!("stored as {}, expected u32", other.value_type()),
@@ -425,10 +488,16 @@ fn read_value(c: &mut Cursor<'_>, ty: ValueType) -> Result<MetadataValue, GgufEr
 fn read_array(c: &mut Cursor<'_>, depth: usize) -> Result<MetadataArray, GgufError> {
     let type_offset = c.offset();
     if depth > MAX_ARRAY_DEPTH {
-        return Err(GgufError::NestingTooDeep { offset: type_offset, max: MAX_ARRAY_DEPTH });
+        return Err(GgufError::NestingTooDeep {
+            offset: type_offset,
+            max: MAX_ARRAY_DEPTH,
+        });
     }
     let type_id = c.u32("array element type")?;
-    let ty = ValueType::from_id(type_id).ok_or(GgufError::UnknownValueType { offset: type_offset, type_id })?;
+    let ty = ValueType::from_id(type_id).ok_or(GgufError::UnknownValueType {
+        offset: type_offset,
+        type_id,
+    })?;
     let n = c.count("array length", ty.min_encoded_size())?;
 
     fn fixed<const N: usize, T>(
@@ -451,7 +520,12 @@ fn read_array(c: &mut Cursor<'_>, depth: usize) -> Result<MetadataArray, GgufErr
 
     Ok(match ty {
         ValueType::U8 => MetadataArray::U8(c.take(n as u64, "u8 array")?.to_vec()),
-        ValueType::I8 => MetadataArray::I8(c.take(n as u64, "i8 array")?.iter().map(|&b| b as i8).collect()),
+        ValueType::I8 => MetadataArray::I8(
+            c.take(n as u64, "i8 array")?
+                .iter()
+                .map(|&b| b as i8)
+                .collect(),
+        ),
         ValueType::U16 => MetadataArray::U16(fixed(c, n, "u16 array", u16::from_le_bytes)?),
         ValueType::I16 => MetadataArray::I16(fixed(c, n, "i16 array", i16::from_le_bytes)?),
         ValueType::U32 => MetadataArray::U32(fixed(c, n, "u32 array", u32::from_le_bytes)?),
@@ -502,7 +576,12 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, n: u64, what: &'static str) -> Result<&'a [u8], GgufError> {
         let available = self.remaining();
         if n > available {
-            return Err(GgufError::Truncated { offset: self.offset(), what, needed: n, available });
+            return Err(GgufError::Truncated {
+                offset: self.offset(),
+                what,
+                needed: n,
+                available,
+            });
         }
         let start = self.pos;
         // n <= remaining, so it fits in usize and start + n <= len.
@@ -545,7 +624,12 @@ impl<'a> Cursor<'a> {
         let remaining = self.remaining();
         match count.checked_mul(min_item_bytes) {
             Some(total) if total <= remaining => Ok(count as usize),
-            _ => Err(GgufError::CountTooLarge { offset, what, count, remaining }),
+            _ => Err(GgufError::CountTooLarge {
+                offset,
+                what,
+                count,
+                remaining,
+            }),
         }
     }
 
@@ -581,7 +665,10 @@ mod tests {
     #[test]
     fn huge_tensor_count_is_rejected_before_allocating() {
         let err = GgufContent::parse(&header(u64::MAX / 2, 0)).expect_err("must be rejected");
-        assert!(matches!(err, GgufError::CountTooLarge { offset: 8, .. }), "{err}");
+        assert!(
+            matches!(err, GgufError::CountTooLarge { offset: 8, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -589,6 +676,15 @@ mod tests {
         let mut b = header(0, 0);
         b[4..8].copy_from_slice(&1u32.to_le_bytes());
         let err = GgufContent::parse(&b).expect_err("must be rejected");
-        assert!(matches!(err, GgufError::UnsupportedVersion { offset: 4, version: 1 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                GgufError::UnsupportedVersion {
+                    offset: 4,
+                    version: 1
+                }
+            ),
+            "{err}"
+        );
     }
 }
