@@ -167,13 +167,17 @@ fn bad_magic() {
 
 #[test]
 fn unsupported_versions() {
-    for v in [0u32, 1, 4, 0x0300_0000 /* a big-endian v3 file */] {
+    for v in [0u32, 1, 4, 0xFFFF_FFFF] {
         let mut g = Gguf::header(0, 0);
         g.b[4..8].copy_from_slice(&v.to_le_bytes());
         assert!(
             matches!(reject(&g), GgufError::UnsupportedVersion { offset: 4, version } if version == v)
         );
     }
+    // a big-endian v3 file reads its version byte-swapped
+    let mut g = Gguf::header(0, 0);
+    g.b[4..8].copy_from_slice(&3u32.to_be_bytes());
+    assert!(matches!(reject(&g), GgufError::BigEndian { offset: 4 }));
 }
 
 #[test]

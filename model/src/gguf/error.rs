@@ -40,6 +40,11 @@ pub enum GgufError {
     #[error("unsupported GGUF version {version} at byte {offset} (supported: 2, 3)")]
     UnsupportedVersion { offset: u64, version: u32 },
 
+    /// A big-endian GGUF file (the version field reads byte-swapped); only little-endian files,
+    /// which is what every converter writes by default, are supported.
+    #[error("big-endian GGUF file (version field at byte {offset}); only little-endian files are supported")]
+    BigEndian { offset: u64 },
+
     /// A count or length that cannot fit in what is left of the file (the guard against huge
     /// allocations driven by a hostile header).
     #[error("{what} at byte {offset} is {count}, more than the {remaining} bytes left in the file can hold")]

@@ -127,6 +127,11 @@ impl GgufContent {
         }
         let version_offset = c.offset();
         let version = c.u32("version")?;
+        if (2..=3).contains(&version.swap_bytes()) {
+            return Err(GgufError::BigEndian {
+                offset: version_offset,
+            });
+        }
         if !(2..=3).contains(&version) {
             return Err(GgufError::UnsupportedVersion {
                 offset: version_offset,
