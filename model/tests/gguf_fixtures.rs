@@ -205,11 +205,14 @@ fn block_geometry_matches_gguf_py() {
 }
 
 fn model_fixture(arch: &str) -> (GgufFile, GgufModelConfig, Value) {
-    let name = format!("tiny_{arch}.gguf");
-    let file = open(&name);
+    model_fixture_file(&format!("tiny_{arch}.gguf"), arch)
+}
+
+fn model_fixture_file(name: &str, arch: &str) -> (GgufFile, GgufModelConfig, Value) {
+    let file = open(name);
     let config =
         GgufModelConfig::from_gguf(file.content()).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let m = manifest()[name.as_str()].clone();
+    let m = manifest()[name].clone();
     assert_eq!(config.architecture.name(), arch);
     assert_eq!(
         config.hidden_size as u64,
@@ -244,7 +247,16 @@ fn model_fixture(arch: &str) -> (GgufFile, GgufModelConfig, Value) {
 
 #[test]
 fn llama_config_and_qk_unpermutation() {
-    let (file, config, m) = model_fixture("llama");
+    check_llama("tiny_llama.gguf", 4, 2);
+}
+
+#[test]
+fn llama_with_a_single_kv_head() {
+    check_llama("micro_llama.gguf", 2, 1);
+}
+
+fn check_llama(name: &str, heads: usize, kv_heads: usize) {
+    let (file, config, m) = model_fixture_file(name, "llama");
     assert_eq!(config.architecture, Architecture::Llama);
     assert!(config.tie_word_embeddings, "no output.weight: tied");
     assert!(!config.attention_bias && !config.qk_norm);
@@ -283,14 +295,14 @@ fn llama_config_and_qk_unpermutation() {
             .map_tensor("blk.0.attn_k.weight")
             .expect("k")
             .unpermute_heads,
-        Some(2)
+        Some(kv_heads)
     );
     assert_eq!(
         config
             .map_tensor("blk.0.attn_q.weight")
             .expect("q")
             .unpermute_heads,
-        Some(4)
+        Some(heads)
     );
 }
 
