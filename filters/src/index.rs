@@ -48,7 +48,7 @@ use crate::tokenize::{Tokenizer, TokenizerMode};
 const UNKNOWN: u32 = u32::MAX;
 
 /// Candidates per parallel chunk in [`NearDupIndex::check_and_insert_batch`].
-const BATCH_CHUNK: usize = 128;
+const BATCH_CHUNK: usize = 64;
 
 /// Settings of the near-duplicate check.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -218,33 +218,24 @@ impl NearDupIndex {
             let this = &*self;
             let from_index: Vec<TopK> =
                 queries.par_iter().map(|q| with_scratch(|sc| this.top_k_exact(q, sc))).collect();
-            // F of each candidate against every earlier candidate of the chunk; only those that
-            // end up accepted are used.
-            let within: Vec<Vec<f64>> = (0..queries.len())
-                .into_par_iter()
-                .map(|i| {
-                    (0..i)
-                        .map(|j| {
-                            let (a, b) = (&queries[i], &queries[j]);
-                            if a.is_empty() || b.is_empty() {
-                                0.0
-                            } else {
-                                f_from_lcs(lcs_len(a, b), a.len(), b.len())
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
-            let mut accepted_ids: Vec<(usize, u32)> = Vec::new(); // (position in chunk, doc id)
+            let mut accepted_in_chunk: Vec<(usize, u32)> = Vec::new(); // (position in chunk, doc id)
             for (i, mut top) in from_index.into_iter().enumerate() {
-                for &(j, id) in &accepted_ids {
-                    top.push(within[i][j], id);
+                // The earlier candidates of this chunk that were kept are part of the pool too.
+                let q = &queries[i];
+                for &(j, id) in &accepted_in_chunk {
+                    let other = &queries[j];
+                    let (la, lb) = (q.len(), other.len());
+                    if la == 0 || lb == 0 {
+                        top.push(0.0, id);
+                    } else if top.beats(f_from_lcs(la.min(lb), la, lb), id) {
+                        top.push(f_from_lcs(lcs_len(q, other), la, lb), id);
+                    }
                 }
                 let mut nov = self.novelty(top, None);
                 if nov.accepted {
                     let id = self.push_doc(chunk[i].as_ref(), &queries[i])?;
                     nov.id = Some(id);
-                    accepted_ids.push((i, id as u32));
+                    accepted_in_chunk.push((i, id as u32));
                 }
                 out.push(nov);
             }
@@ -352,8 +343,18 @@ impl NearDupIndex {
                 distinct[*s as usize].1 += 1;
             }
         }
-        let slots: Vec<u32> = q.iter().map(|&t| if t == UNKNOWN { NO_SLOT } else { sc.slot_of[t as usize] }).collect();
-        let mut pattern = BitPattern::from_slots(&slots, distinct.len());
+        let mut pattern = if la <= 64 {
+            // One word: a dense per-token mask table, so a document token costs one load.
+            for (i, &t) in q.iter().enumerate() {
+                if t != UNKNOWN {
+                    sc.mask_of[t as usize] |= 1u64 << i;
+                }
+            }
+            Pattern::Word
+        } else {
+            let slots: Vec<u32> = q.iter().map(|&t| if t == UNKNOWN { NO_SLOT } else { sc.slot_of[t as usize] }).collect();
+            Pattern::Words(BitPattern::from_slots(&slots, distinct.len()))
+        };
         distinct.sort_by_key(|&(t, _)| (self.postings[t as usize].len(), t));
         let mut rest: usize = distinct.iter().map(|&(_, c)| c as usize).sum();
 
@@ -453,24 +454,51 @@ impl NearDupIndex {
         sc.touched.clear();
         for &(t, _) in &distinct {
             sc.slot_of[t as usize] = NO_SLOT;
+            sc.mask_of[t as usize] = 0;
         }
         top
     }
 
     /// Scores document `d` unless its bound `min(lcs_bound, la, lb)` cannot enter the top-k.
     #[inline]
-    fn consider(&self, d: u32, lcs_bound: usize, la: usize, pattern: &mut BitPattern, top: &mut TopK, sc: &mut Scratch) {
-        let doc = self.doc(d as usize);
-        let lb = doc.len();
+    fn consider(&self, d: u32, lcs_bound: usize, la: usize, pattern: &mut Pattern, top: &mut TopK, sc: &mut Scratch) {
+        let (start, end) = (self.starts[d as usize], self.starts[d as usize + 1]);
+        let lb = end - start;
         let bound = lcs_bound.min(la).min(lb);
-        if !top.beats(f_from_lcs(bound, la, lb), d) {
+        // Division-free rejection first: F(bound) is 2·bound/(la+lb) to within a few ulps,
+        // far inside the 1e-12 margin of `top.floor`. The same test skips computing F for a
+        // scored document that cannot enter.
+        let sum = (la + lb) as f64;
+        if ((2 * bound) as f64) < top.floor * sum || !top.beats(f_from_lcs(bound, la, lb), d) {
             return;
         }
-        let slot_of = &sc.slot_of;
-        let lcs = pattern.lcs_slots(doc.iter().map(|&t| slot_of[t as usize]));
-        top.push(f_from_lcs(lcs, la, lb), d);
+        let doc = &self.tokens[start..end];
+        let lcs = match pattern {
+            Pattern::Word => {
+                let mut v = !0u64;
+                for &t in doc {
+                    let m = sc.mask_of[t as usize];
+                    v = v.wrapping_add(v & m) | (v & !m);
+                }
+                (!v & (u64::MAX >> (64 - la))).count_ones() as usize
+            }
+            Pattern::Words(p) => {
+                let slot_of = &sc.slot_of;
+                p.lcs_slots(doc.iter().map(|&t| slot_of[t as usize]))
+            }
+        };
+        if ((2 * lcs) as f64) >= top.floor * sum {
+            top.push(f_from_lcs(lcs, la, lb), d);
+        }
         sc.state[d as usize] = SCORED;
     }
+}
+
+/// The query prepared for bit-parallel LCS: in the scratch's dense mask table when it fits one
+/// 64-bit word, else a multi-word [`BitPattern`] over query slots.
+enum Pattern {
+    Word,
+    Words(BitPattern),
 }
 
 const UNREACHED: u8 = 0;
@@ -488,6 +516,8 @@ struct Scratch {
     counts: Vec<u32>,
     /// Query slot per token id.
     slot_of: Vec<u32>,
+    /// Query position bits per token id (queries of at most 64 tokens).
+    mask_of: Vec<u64>,
 }
 
 impl Scratch {
@@ -498,6 +528,7 @@ impl Scratch {
         }
         if self.slot_of.len() < vocab {
             self.slot_of.resize(vocab, NO_SLOT);
+            self.mask_of.resize(vocab, 0);
         }
     }
 }
@@ -519,11 +550,14 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 struct TopK {
     k: usize,
     items: Vec<(f64, u32)>,
+    /// Slightly below the k-th score once full (-1 before): `2·lcs <= floor·(la+lb)` proves
+    /// that F cannot reach the k-th score.
+    floor: f64,
 }
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, items: Vec::with_capacity(k + 1) }
+        TopK { k, items: Vec::with_capacity(k + 1), floor: -1.0 }
     }
 
     fn is_full(&self) -> bool {
@@ -555,6 +589,9 @@ impl TopK {
         let pos = self.items.iter().position(|&(g, j)| f > g || (f == g && id < j)).unwrap_or(self.items.len());
         self.items.insert(pos, (f, id));
         self.items.truncate(self.k);
+        if self.is_full() {
+            self.floor = self.items[self.k - 1].0 * (1.0 - 1e-12);
+        }
     }
 }
 

@@ -36,20 +36,89 @@ pub fn lcs_dp<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 }
 
 /// LCS length of two token-id sequences, bit-parallel. The shorter sequence is the pattern.
+///
+/// Pattern masks are found by a branch-free scan for tiny inputs, through a per-thread table
+/// indexed by token id when ids are small (interned ids are), and by binary search otherwise.
 pub fn lcs_len(a: &[u32], b: &[u32]) -> usize {
     let (p, t) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     if p.is_empty() {
         return 0;
     }
-    if p.len() <= 64 {
-        lcs_short(p, t)
-    } else {
-        BitPattern::from_ids(p).lcs_ids(t)
+    let max_id = p.iter().copied().max().unwrap_or(0);
+    if p.len() <= 64 && (max_id >= DENSE_LIMIT || p.len() * t.len() <= SCAN_MAX) {
+        return lcs_short(p, t);
+    }
+    if max_id < DENSE_LIMIT {
+        return DENSE.with(|d| match d.try_borrow_mut() {
+            Ok(mut d) => d.lcs(p, t, max_id),
+            Err(_) => BitPattern::from_ids(p).lcs_ids(t),
+        });
+    }
+    BitPattern::from_ids(p).lcs_ids(t)
+}
+
+/// Largest `|p|·|t|` for which the scan beats the dense table.
+const SCAN_MAX: usize = 64;
+
+/// Token ids below this use the per-thread dense tables (at most 8 MiB of masks per thread).
+const DENSE_LIMIT: u32 = 1 << 20;
+
+/// Per-thread tables indexed by token id, all zero / [`NO_SLOT`] between calls.
+#[derive(Default)]
+struct Dense {
+    mask: Vec<u64>,
+    slot: Vec<u32>,
+}
+
+thread_local! {
+    static DENSE: std::cell::RefCell<Dense> = std::cell::RefCell::new(Dense::default());
+}
+
+impl Dense {
+    fn lcs(&mut self, p: &[u32], t: &[u32], max_id: u32) -> usize {
+        let need = max_id as usize + 1;
+        if p.len() <= 64 {
+            if self.mask.len() < need {
+                self.mask.resize(need, 0);
+            }
+            for (i, &x) in p.iter().enumerate() {
+                self.mask[x as usize] |= 1u64 << i;
+            }
+            let mut v = !0u64;
+            for &y in t {
+                let m = self.mask.get(y as usize).copied().unwrap_or(0);
+                v = v.wrapping_add(v & m) | (v & !m);
+            }
+            for &x in p {
+                self.mask[x as usize] = 0;
+            }
+            return count_zeros_low(v, p.len());
+        }
+        if self.slot.len() < need {
+            self.slot.resize(need, NO_SLOT);
+        }
+        let mut n_slots = 0u32;
+        let mut slots = Vec::with_capacity(p.len());
+        for &x in p {
+            let s = &mut self.slot[x as usize];
+            if *s == NO_SLOT {
+                *s = n_slots;
+                n_slots += 1;
+            }
+            slots.push(*s);
+        }
+        let mut bp = BitPattern::from_slots(&slots, n_slots as usize);
+        let slot = &self.slot;
+        let r = bp.lcs_slots(t.iter().map(|&y| slot.get(y as usize).copied().unwrap_or(NO_SLOT)));
+        for &x in p {
+            self.slot[x as usize] = NO_SLOT;
+        }
+        r
     }
 }
 
 /// Single-word case: the mask of each text token is built by a branch-free scan of the pattern,
-/// which for at most 64 pattern tokens is cheaper than any lookup structure.
+/// which for a handful of tokens is cheaper than any lookup structure.
 fn lcs_short(p: &[u32], t: &[u32]) -> usize {
     debug_assert!(!p.is_empty() && p.len() <= 64);
     let mut v = !0u64;
@@ -216,6 +285,12 @@ mod tests {
             let mut p = BitPattern::from_ids(&a);
             prop_assert_eq!(p.lcs_ids(&b), want);
             prop_assert_eq!(p.lcs_ids(&b), want, "pattern reuse");
+        }
+
+        #[test]
+        fn large_ids_take_the_sorted_path(a in seq(6, 150), b in seq(6, 150)) {
+            let big = |v: &[u32]| v.iter().map(|x| u32::MAX - 7 + x).collect::<Vec<_>>();
+            prop_assert_eq!(lcs_len(&big(&a), &big(&b)), lcs_dp(&a, &b));
         }
 
         #[test]

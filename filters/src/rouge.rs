@@ -117,7 +117,7 @@ impl TokenBuf {
     }
 
     fn local_ids(&self) -> Vec<u32> {
-        let mut map: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(self.ends.len(), Default::default());
         let mut start = 0;
         self.ends
             .iter()
