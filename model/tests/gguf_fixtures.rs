@@ -286,6 +286,14 @@ fn check_llama(name: &str, heads: usize, kv_heads: usize) {
         checked += 1;
     }
     assert_eq!(checked, 2, "attn_q and attn_k");
+    // the one-call loading path gives the same
+    let q = config
+        .load_tensor(&file, "blk.0.attn_q.weight")
+        .expect("load q");
+    assert_eq!(q.name, "model.layers.0.self_attn.q_proj.weight");
+    assert_eq!(q.shape, [heads * config.head_dim, config.hidden_size]);
+    let want = read_f32(expected["blk.0.attn_q.weight"].as_str().expect("file"));
+    assert_bits_eq("load_tensor q", &q.values, &want);
     assert_eq!(
         config.map_tensor("blk.0.attn_q.weight").expect("q").hf_name,
         "model.layers.0.self_attn.q_proj.weight"

@@ -22,7 +22,7 @@
 use std::fmt;
 
 use super::error::GgufError;
-use super::reader::GgufContent;
+use super::reader::{GgufContent, GgufFile};
 
 /// The model families the loader implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +331,37 @@ impl GgufModelConfig {
             unpermute_heads: heads.filter(|_| self.architecture.permutes_qk()),
         })
     }
+}
+
+impl GgufModelConfig {
+    /// Reads GGUF tensor `gguf_name` as the HF model wants it: HF name, HF shape (outermost
+    /// first), f32 values in row-major order, q/k rows un-permuted for `llama`. This is the
+    /// whole per-tensor loading step for an f32 model; a loader that keeps weights quantised
+    /// uses [`GgufModelConfig::map_tensor`] and [`unpermute_qk_rows`] on the raw rows instead.
+    pub fn load_tensor(&self, file: &GgufFile, gguf_name: &str) -> Result<HfTensor, GgufError> {
+        let mapping = self.map_tensor(gguf_name)?;
+        let view = file.tensor(gguf_name)?;
+        let mut values = view.to_f32()?;
+        if let Some(n_head) = mapping.unpermute_heads {
+            values = unpermute_qk_rows(&values, view.info.n_rows as usize, n_head)?;
+        }
+        Ok(HfTensor {
+            name: mapping.hf_name,
+            shape: view.info.shape(),
+            values,
+        })
+    }
+}
+
+/// A tensor in HF naming and layout, dequantised to f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HfTensor {
+    /// The HF parameter name.
+    pub name: String,
+    /// The HF shape, outermost first (`[out, in]` for a linear weight).
+    pub shape: Vec<usize>,
+    /// The values, row-major over `shape`.
+    pub values: Vec<f32>,
 }
 
 /// Where a GGUF tensor goes in the HF model.

@@ -15,12 +15,8 @@
 //! let file = GgufFile::open("SmolLM2-135M-Instruct.Q4_1.gguf")?;
 //! let config = GgufModelConfig::from_gguf(file.content())?;
 //! for info in file.tensors() {
-//!     let mapping = config.map_tensor(&info.name)?;
-//!     let mut values = file.tensor(&info.name)?.to_f32()?;
-//!     if let Some(n_head) = mapping.unpermute_heads {
-//!         values = model::gguf::unpermute_qk_rows(&values, info.n_rows as usize, n_head)?;
-//!     }
-//!     // `values` is row-major over `info.shape()`, the HF layout of `mapping.hf_name`.
+//!     // HF name, HF shape, f32 values (q/k rows un-permuted for llama)
+//!     let tensor = config.load_tensor(&file, &info.name)?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -33,7 +29,7 @@ pub mod reader;
 pub mod types;
 
 pub use arch::{
-    permute_qk_rows, unpermute_qk_rows, Architecture, GgufModelConfig, RopeScaling,
+    permute_qk_rows, unpermute_qk_rows, Architecture, GgufModelConfig, HfTensor, RopeScaling,
     RopeScalingKind, TensorMapping,
 };
 pub use dequant::{can_dequantize, dequantize, dequantize_into, q8_0_block};
