@@ -109,11 +109,14 @@ pub struct Novelty {
     pub mean: f64,
 }
 
-/// One posting: a document containing the token, and how many times.
+/// One posting: a document containing the token, how many times, and the document's length in
+/// tokens (so pruning needs no look-up in the document table). Both small fields saturate at
+/// `u16::MAX`; the saturated value means "look it up" (see [`NearDupIndex::posting_count`]).
 #[derive(Debug, Clone, Copy)]
 struct Posting {
     doc: u32,
-    count: u32,
+    count: u16,
+    len: u16,
 }
 
 /// The near-duplicate index: every accepted instruction, tokenized and interned once.
@@ -310,7 +313,9 @@ impl NearDupIndex {
         let mut sorted = ids.to_vec();
         sorted.sort_unstable();
         for run in sorted.chunk_by(|a, b| a == b) {
-            self.postings[run[0] as usize].push(Posting { doc: d as u32, count: run.len() as u32 });
+            let count = run.len().min(usize::from(u16::MAX)) as u16;
+            let len = ids.len().min(usize::from(u16::MAX)) as u16;
+            self.postings[run[0] as usize].push(Posting { doc: d as u32, count, len });
         }
         self.texts.push(text.to_owned());
         self.tokens.extend_from_slice(ids);
@@ -374,7 +379,7 @@ impl NearDupIndex {
                     sc.state[d] = PENDING;
                     sc.touched.push(p.doc);
                 }
-                sc.ov[d] += p.count.min(cq);
+                sc.ov[d] += self.posting_count(p, t).min(cq);
             }
             rest -= cq as usize;
             next += 1;
@@ -407,7 +412,8 @@ impl NearDupIndex {
             if !top.could_enter(f_from_lcs(x, la, x)) {
                 break;
             }
-            self.consider(d, ov + rest, la, &mut pattern, &mut top, sc);
+            let lb = self.starts[d as usize + 1] - self.starts[d as usize];
+            self.consider(d, lb, ov + rest, la, &mut pattern, &mut top, sc);
         }
         sc.order = order;
 
@@ -428,9 +434,10 @@ impl NearDupIndex {
                 }
                 sc.state[d] = PENDING;
                 sc.touched.push(p.doc);
-                let ov = p.count.min(cq);
+                let ov = self.posting_count(p, t).min(cq);
                 sc.ov[d] = ov;
-                self.consider(p.doc, ov as usize + rest, la, &mut pattern, &mut top, sc);
+                let lb = if p.len == u16::MAX { self.doc(d).len() } else { usize::from(p.len) };
+                self.consider(p.doc, lb, ov as usize + rest, la, &mut pattern, &mut top, sc);
             }
         }
 
@@ -459,11 +466,20 @@ impl NearDupIndex {
         top
     }
 
-    /// Scores document `d` unless its bound `min(lcs_bound, la, lb)` cannot enter the top-k.
+    /// Multiplicity of token `t` in the posting's document (counted when the posting saturated).
     #[inline]
-    fn consider(&self, d: u32, lcs_bound: usize, la: usize, pattern: &mut Pattern, top: &mut TopK, sc: &mut Scratch) {
-        let (start, end) = (self.starts[d as usize], self.starts[d as usize + 1]);
-        let lb = end - start;
+    fn posting_count(&self, p: &Posting, t: u32) -> u32 {
+        if p.count == u16::MAX {
+            self.doc(p.doc as usize).iter().filter(|&&x| x == t).count() as u32
+        } else {
+            u32::from(p.count)
+        }
+    }
+
+    /// Scores document `d` (`lb` tokens) unless its bound `min(lcs_bound, la, lb)` cannot enter the top-k.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn consider(&self, d: u32, lb: usize, lcs_bound: usize, la: usize, pattern: &mut Pattern, top: &mut TopK, sc: &mut Scratch) {
         let bound = lcs_bound.min(la).min(lb);
         // Division-free rejection first: F(bound) is 2·bound/(la+lb) to within a few ulps,
         // far inside the 1e-12 margin of `top.floor`. The same test skips computing F for a
@@ -472,7 +488,7 @@ impl NearDupIndex {
         if ((2 * bound) as f64) < top.floor * sum || !top.beats(f_from_lcs(bound, la, lb), d) {
             return;
         }
-        let doc = &self.tokens[start..end];
+        let doc = self.doc(d as usize);
         let lcs = match pattern {
             Pattern::Word => {
                 let mut v = !0u64;
