@@ -691,6 +691,19 @@ mod tests {
         assert!(a.accepted && !b.accepted);
     }
 
+    /// Postings store counts and lengths in 16 bits; longer documents and more repeats than that
+    /// are looked up instead, with the same results as the brute force.
+    #[test]
+    fn saturated_postings_are_exact() {
+        let long = "a ".repeat(70_000) + "b c";
+        let mut idx = index(&[&long, "a b c d", "b c a"]);
+        for q in ["a b c", "a", &"a ".repeat(66_000), "b c d"] {
+            assert_eq!(idx.check(q), idx.check_brute_force(q), "{:.20}", q);
+        }
+        let n = idx.check_and_insert(&"a ".repeat(69_999)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!n.accepted && n.top_k[0].0 == 0);
+    }
+
     /// Corpus of near-duplicates over a small vocabulary with a few very frequent tokens.
     fn corpus() -> impl Strategy<Value = Vec<String>> {
         let word = prop_oneof![

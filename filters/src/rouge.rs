@@ -17,7 +17,9 @@
 //! F is symmetric bit for bit: `(2p)r` and `(2r)p` are both the correctly rounded `2pr`, so the
 //! near-duplicate index may score in either direction.
 
-use rustc_hash::FxHashMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 
 use crate::lcs::lcs_len;
@@ -82,12 +84,19 @@ impl RougeScorer {
 
     /// ROUGE-L of `prediction` against `target` (argument order as `rouge_score`'s `score`).
     pub fn score(&self, target: &str, prediction: &str) -> Score {
-        let mut words = TokenBuf::default();
+        TOKEN_BUF.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut words) => self.score_with(&mut words, target, prediction),
+            Err(_) => self.score_with(&mut TokenBuf::default(), target, prediction),
+        })
+    }
+
+    fn score_with(&self, words: &mut TokenBuf, target: &str, prediction: &str) -> Score {
+        words.clear();
         self.tokenizer.for_each_token(target, |t| words.push(t));
-        let split = words.len();
+        let split = words.ends.len();
         self.tokenizer.for_each_token(prediction, |t| words.push(t));
-        let ids = words.local_ids();
-        score_ids(&ids[..split], &ids[split..])
+        words.intern();
+        score_ids(&words.ids[..split], &words.ids[split..])
     }
 }
 
@@ -99,35 +108,67 @@ pub fn score_ids(target: &[u32], prediction: &[u32]) -> Score {
     score_from_lcs(lcs_len(target, prediction), target.len(), prediction.len())
 }
 
-/// Tokens of one or two texts packed in one string, interned to ids local to this buffer.
+thread_local! {
+    static TOKEN_BUF: std::cell::RefCell<TokenBuf> = std::cell::RefCell::new(TokenBuf::default());
+}
+
+/// Tokens of two texts packed in one string and interned to ids local to the pair, reused
+/// between calls so scoring raw strings allocates nothing once warm.
 #[derive(Default)]
 struct TokenBuf {
     text: String,
+    /// Token `i` is `text[starts[i]..ends[i]]`.
+    starts: Vec<usize>,
     ends: Vec<usize>,
+    ids: Vec<u32>,
+    /// Open-addressing table of token indices (`u32::MAX` = empty).
+    table: Vec<u32>,
 }
 
 impl TokenBuf {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.starts.clear();
+        self.ends.clear();
+    }
+
     fn push(&mut self, t: &str) {
+        self.starts.push(self.text.len());
         self.text.push_str(t);
         self.ends.push(self.text.len());
     }
 
-    fn len(&self) -> usize {
-        self.ends.len()
+    fn token(&self, i: usize) -> &str {
+        &self.text[self.starts[i]..self.ends[i]]
     }
 
-    fn local_ids(&self) -> Vec<u32> {
-        let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(self.ends.len(), Default::default());
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let tok = &self.text[start..end];
-                start = end;
-                let next = map.len() as u32;
-                *map.entry(tok).or_insert(next)
-            })
-            .collect()
+    /// Fills `ids`: equal tokens get equal ids, numbered from 0 in order of first appearance.
+    fn intern(&mut self) {
+        let n = self.ends.len();
+        let cap = (2 * n).next_power_of_two().max(8);
+        self.table.clear();
+        self.table.resize(cap, u32::MAX);
+        self.ids.clear();
+        let mut next = 0u32;
+        for i in 0..n {
+            let tok = self.token(i);
+            let mut h = FxHasher::default();
+            tok.hash(&mut h);
+            let mut slot = h.finish() as usize & (cap - 1);
+            let id = loop {
+                let j = self.table[slot];
+                if j == u32::MAX {
+                    self.table[slot] = i as u32;
+                    next += 1;
+                    break next - 1;
+                }
+                if self.token(j as usize) == tok {
+                    break self.ids[j as usize];
+                }
+                slot = (slot + 1) & (cap - 1);
+            };
+            self.ids.push(id);
+        }
     }
 }
 
