@@ -68,7 +68,7 @@ struct Encodings {
 #[test]
 fn smollm2_gguf_tokenizer_matches_reference_on_all_texts() {
     let built = Tokenizer::from_gguf(&smollm_spec()).unwrap();
-    assert_eq!(built.pre_tokenizer, PreTokenizerKind::StarCoder);
+    assert_eq!(built.pre_tokenizer, Some(PreTokenizerKind::StarCoder));
     assert!(!built.add_bos_token);
     let tok = &built.tokenizer;
     assert_eq!(tok.vocab_size(), 49152);
@@ -125,6 +125,10 @@ fn smollm2_gguf_special_tokens_eos_and_chat_template() {
          <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     );
     assert_eq!(template.special_tokens().eos_token.as_deref(), Some("<|im_end|>"));
+
+    let ids = built.encode_chat(&[ChatMessage::user("Hi")], true).unwrap();
+    assert_eq!(ids, tok.encode(&out, false).unwrap());
+    assert!(built.is_eos(2) && built.is_eos(0) && !built.is_eos(1));
 }
 
 /// A GGUF-style spec from a tiny `tokenizer.json`: tokens by id, merges as "a b", added special
@@ -171,7 +175,7 @@ struct Row {
 
 fn check_gguf_family(dir: &str, pre: &str, kind: PreTokenizerKind) {
     let built = Tokenizer::from_gguf(&spec_from_tokenizer_json(dir, pre)).unwrap();
-    assert_eq!(built.pre_tokenizer, kind);
+    assert_eq!(built.pre_tokenizer, Some(kind));
     let texts: Vec<String> = read_json("texts.json");
     let mut rows: HashMap<String, Vec<Row>> = read_json("tiny_encodings.json");
     let rows = rows.remove(dir).unwrap();

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use model::tokenizer::{resolve_eos_token_ids, GenerationDefaults, Tokenizer};
-use model::chat_template::TokenizerConfig;
+use model::chat_template::{ChatMessage, TokenizerConfig};
+use model::tokenizer::{resolve_eos_token_ids, GenerationDefaults, Tokenizer, TokenizerBundle};
 use serde::Deserialize;
 
 fn fixtures() -> PathBuf {
@@ -138,4 +138,53 @@ fn eos_ids_come_from_generation_config_then_tokenizer_config() {
     let ids = resolve_eos_token_ids(None, Some(&config), &tok).unwrap();
     assert_eq!(ids, vec![tok.token_to_id("<|im_end|>").unwrap()]);
     assert!(GenerationDefaults::from_model_dir(fixtures().join("smollm2")).unwrap().is_none());
+}
+
+#[test]
+fn bundle_from_qwen_style_folder() {
+    let bundle = TokenizerBundle::from_model_dir(fixtures().join("qwen2_5")).unwrap();
+    assert_eq!(bundle.eos_token_ids, vec![151645, 151643]);
+    assert!(!bundle.add_bos_token);
+    assert_eq!(bundle.generation.as_ref().and_then(|g| g.top_p), Some(0.8));
+    let ids = bundle.encode_chat(&[ChatMessage::user("Hi")], true).unwrap();
+    let im_start = bundle.tokenizer.token_to_id("<|im_start|>").unwrap();
+    assert_eq!(ids[0], im_start);
+    assert_eq!(
+        bundle.tokenizer.decode(&ids, false).unwrap(),
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n\
+         <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
+}
+
+#[test]
+fn bundle_from_llama_style_folder_adds_bos() {
+    let bundle = TokenizerBundle::from_model_dir(fixtures().join("llama3")).unwrap();
+    let bos = bundle.tokenizer.token_to_id("<|begin_of_text|>").unwrap();
+    assert_eq!(bundle.bos_token_id, Some(bos));
+    assert!(bundle.add_bos_token);
+    assert_eq!(bundle.eos_token_ids, vec![128001, 128008, 128009]);
+    // The template writes BOS itself, so chat encoding must not add a second one.
+    let ids = bundle.encode_chat(&[ChatMessage::user("Hi")], true).unwrap();
+    assert_eq!(ids[0], bos);
+    assert_ne!(ids[1], bos);
+}
+
+#[test]
+fn bundle_errors_name_the_missing_file() {
+    let err = TokenizerBundle::from_model_dir(fixtures().join("smollm2")).unwrap_err();
+    assert!(err.to_string().contains("smollm2/tokenizer.json"), "{err}");
+
+    // A folder without a chat template loads, and chat encoding says what is missing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("qwen2_5/tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    let bundle = TokenizerBundle::from_model_dir(dir.path()).unwrap();
+    assert!(bundle.chat_template.is_none());
+    assert!(bundle.eos_token_ids.is_empty());
+    let err = bundle.encode_chat(&[ChatMessage::user("Hi")], true).unwrap_err();
+    assert!(err.to_string().contains("no chat template"), "{err}");
+
+    // An eos_token that is not in the vocabulary is an error naming tokenizer_config.json.
+    std::fs::write(dir.path().join("tokenizer_config.json"), r#"{"eos_token": "<|nope|>"}"#).unwrap();
+    let err = TokenizerBundle::from_model_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("<|nope|>") && err.to_string().contains("tokenizer_config.json"), "{err}");
 }

@@ -34,7 +34,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
 
-use super::{Tokenizer, TokenizerError};
+use super::{Tokenizer, TokenizerBundle, TokenizerError};
 use crate::chat_template::{ChatTemplate, ChatTemplateError, SpecialTokens};
 
 /// `tokenizer.ggml.token_type` of a control token (`<|im_start|>`).
@@ -137,24 +137,6 @@ impl PreTokenizerKind {
     }
 }
 
-/// A tokenizer rebuilt from GGUF metadata, with what generation needs from the same metadata.
-#[derive(Debug)]
-pub struct GgufTokenizer {
-    /// The tokenizer.
-    pub tokenizer: Tokenizer,
-    /// The chat template, when the file has one.
-    pub chat_template: Option<ChatTemplate>,
-    /// `tokenizer.ggml.bos_token_id`.
-    pub bos_token_id: Option<u32>,
-    /// Ids that end generation: EOS, EOT, and (as llama.cpp) control tokens spelled like an
-    /// end of turn (`<|im_end|>`, `<|eot_id|>`, `<|endoftext|>`, `<end_of_turn>`, ...).
-    pub eos_token_ids: Vec<u32>,
-    /// Whether encoding with special tokens prepends BOS.
-    pub add_bos_token: bool,
-    /// The pre-tokenizer family used.
-    pub pre_tokenizer: PreTokenizerKind,
-}
-
 /// Texts llama.cpp treats as end of generation when the file marks them as control tokens.
 const END_OF_TURN_TEXTS: &[&str] = &[
     "<|eot_id|>",
@@ -166,8 +148,10 @@ const END_OF_TURN_TEXTS: &[&str] = &[
     "<EOT>",
 ];
 
-/// Builds the tokenizer a GGUF file describes (see the module docs).
-pub fn build(spec: &GgufTokenizerSpec) -> Result<GgufTokenizer, TokenizerError> {
+/// Builds the tokenizer a GGUF file describes (see the module docs), with its chat template, BOS
+/// id, and end-of-generation ids: EOS, EOT, and (as llama.cpp) control tokens spelled like an end
+/// of turn (`<|im_end|>`, `<|eot_id|>`, `<|endoftext|>`, `<end_of_turn>`, ...).
+pub fn build(spec: &GgufTokenizerSpec) -> Result<TokenizerBundle, TokenizerError> {
     let err = |m: String| TokenizerError::Gguf(m);
     match spec.model.as_deref() {
         None | Some("gpt2") => {}
@@ -354,13 +338,14 @@ pub fn build(spec: &GgufTokenizerSpec) -> Result<GgufTokenizer, TokenizerError> 
         None => None,
     };
 
-    Ok(GgufTokenizer {
+    Ok(TokenizerBundle {
         tokenizer,
         chat_template,
         bos_token_id: spec.bos_token_id,
         eos_token_ids,
         add_bos_token: add_bos,
-        pre_tokenizer: pre,
+        generation: None,
+        pre_tokenizer: Some(pre),
     })
 }
 

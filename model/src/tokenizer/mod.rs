@@ -7,10 +7,14 @@
 //! package uses, for the GPT-2/Qwen2/Llama-3 pre-tokenizer patterns (look-ahead `\s+(?!\S)`,
 //! `\p{N}{1,3}`).
 //!
+//! [`TokenizerBundle`] gathers what generation needs from either kind of checkpoint: tokenizer,
+//! chat template, BOS and end-of-sequence ids.
+//!
 //! Streaming generation decodes a growing id list with [`IncrementalDecoder`], which never emits
 //! half of a multi-byte UTF-8 character, so stop strings are checked against whole text.
 //! [`GenerationDefaults`] reads `generation_config.json`, the source of the end-of-sequence ids.
 
+mod bundle;
 mod generation_config;
 pub mod gguf;
 mod stream;
@@ -18,7 +22,8 @@ mod stream;
 use std::path::{Path, PathBuf};
 
 pub use generation_config::{resolve_eos_token_ids, GenerationDefaults, TokenIds};
-pub use gguf::{GgufTokenizer, GgufTokenizerSpec, PreTokenizerKind};
+pub use bundle::TokenizerBundle;
+pub use gguf::{GgufTokenizerSpec, PreTokenizerKind};
 pub use stream::IncrementalDecoder;
 
 /// Errors from loading a tokenizer, encoding or decoding.
@@ -67,6 +72,15 @@ pub enum TokenizerError {
         /// The crate's message.
         message: String,
     },
+    /// The chat template could not be read, compiled or rendered.
+    #[error(transparent)]
+    ChatTemplate(#[from] crate::chat_template::ChatTemplateError),
+    /// Chat input was given for a checkpoint without a chat template.
+    #[error("the checkpoint of {origin} has no chat template; give raw prompts instead")]
+    NoChatTemplate {
+        /// Where the tokenizer came from.
+        origin: String,
+    },
     /// A token named in a configuration file is not in the vocabulary.
     #[error("token {token:?} named in {path} is not in the tokenizer's vocabulary")]
     UnknownToken {
@@ -113,8 +127,9 @@ impl Tokenizer {
         }
     }
 
-    /// Builds the byte-level BPE tokenizer a GGUF file describes (see [`gguf`]).
-    pub fn from_gguf(spec: &GgufTokenizerSpec) -> Result<GgufTokenizer, TokenizerError> {
+    /// Builds the byte-level BPE tokenizer a GGUF file describes, with its chat template and
+    /// special ids (see [`gguf`]).
+    pub fn from_gguf(spec: &GgufTokenizerSpec) -> Result<TokenizerBundle, TokenizerError> {
         gguf::build(spec)
     }
 
