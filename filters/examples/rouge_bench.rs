@@ -34,7 +34,12 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     match (args.first().map(String::as_str), args.get(1)) {
         (Some("pairs"), Some(path)) => {
             let min_secs: f64 = flag("--min-secs").map_or(Ok(2.0), |s| s.parse().map_err(|e| format!("--min-secs: {e}")))?;
@@ -52,11 +57,24 @@ fn run() -> Result<(), String> {
 fn read_pairs(path: &str) -> Result<Vec<(String, String)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let row: Vec<Value> = serde_json::from_str(line).map_err(|e| format!("{path}:{}: {e}", i + 1))?;
-        match (row.first().and_then(Value::as_str), row.get(1).and_then(Value::as_str)) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: Vec<Value> =
+            serde_json::from_str(line).map_err(|e| format!("{path}:{}: {e}", i + 1))?;
+        match (
+            row.first().and_then(Value::as_str),
+            row.get(1).and_then(Value::as_str),
+        ) {
             (Some(t), Some(p)) => out.push((t.to_owned(), p.to_owned())),
-            _ => return Err(format!("{path}:{}: expected [target, prediction, ...]", i + 1)),
+            _ => {
+                return Err(format!(
+                    "{path}:{}: expected [target, prediction, ...]",
+                    i + 1
+                ))
+            }
         }
     }
     Ok(out)
@@ -83,7 +101,14 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
 
     let scorer = RougeScorer::new(TokenizerMode::RougeScore);
     let (passes, secs, sum_raw) = timed(min_secs, || {
-        pairs.iter().map(|(t, p)| scorer.score(std::hint::black_box(t), std::hint::black_box(p)).fmeasure).sum()
+        pairs
+            .iter()
+            .map(|(t, p)| {
+                scorer
+                    .score(std::hint::black_box(t), std::hint::black_box(p))
+                    .fmeasure
+            })
+            .sum()
     });
     println!("raw_pairs_per_sec: {:.0}", (passes * n) as f64 / secs);
     println!("raw_ns_per_pair: {:.1}", secs * 1e9 / (passes * n) as f64);
@@ -99,15 +124,23 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
         });
         ids
     };
-    let ids: Vec<(Vec<u32>, Vec<u32>)> = pairs.iter().map(|(t, p)| (intern(t), intern(p))).collect();
+    let ids: Vec<(Vec<u32>, Vec<u32>)> =
+        pairs.iter().map(|(t, p)| (intern(t), intern(p))).collect();
     let (passes, secs, sum_ids) = timed(min_secs, || {
-        ids.iter().map(|(t, p)| score_ids(std::hint::black_box(t), std::hint::black_box(p)).fmeasure).sum()
+        ids.iter()
+            .map(|(t, p)| score_ids(std::hint::black_box(t), std::hint::black_box(p)).fmeasure)
+            .sum()
     });
     println!("pretok_pairs_per_sec: {:.0}", (passes * n) as f64 / secs);
-    println!("pretok_ns_per_pair: {:.1}", secs * 1e9 / (passes * n) as f64);
+    println!(
+        "pretok_ns_per_pair: {:.1}",
+        secs * 1e9 / (passes * n) as f64
+    );
     println!("sum_f: {sum_raw:?}");
     if sum_raw != sum_ids {
-        return Err(format!("raw and pre-tokenized sums differ: {sum_raw} vs {sum_ids}"));
+        return Err(format!(
+            "raw and pre-tokenized sums differ: {sum_raw} vs {sum_ids}"
+        ));
     }
     Ok(())
 }
@@ -115,17 +148,24 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
 fn read_corpus(path: &str) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let field = |v: &Value, where_: String| -> Result<String, String> {
-        v.get("instruction").and_then(Value::as_str).map(str::to_owned).ok_or(format!("{where_}: no \"instruction\" string"))
+        v.get("instruction")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(format!("{where_}: no \"instruction\" string"))
     };
     if text.trim_start().starts_with('[') {
         let list: Vec<Value> = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-        list.iter().enumerate().map(|(i, v)| field(v, format!("{path}: record {i}"))).collect()
+        list.iter()
+            .enumerate()
+            .map(|(i, v)| field(v, format!("{path}: record {i}")))
+            .collect()
     } else {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                let v: Value = serde_json::from_str(l).map_err(|e| format!("{path}:{}: {e}", i + 1))?;
+                let v: Value =
+                    serde_json::from_str(l).map_err(|e| format!("{path}:{}: {e}", i + 1))?;
                 field(&v, format!("{path}:{}", i + 1))
             })
             .collect()
@@ -141,7 +181,9 @@ fn dedup(path: &str, seeds: usize, verify: Option<&str>, out: Option<&str>) -> R
     let start = Instant::now();
     let mut index = NearDupIndex::new(cfg).map_err(|e| e.to_string())?;
     index.extend(&texts[..seeds]).map_err(|e| e.to_string())?;
-    let results = index.check_and_insert_batch(&texts[seeds..]).map_err(|e| e.to_string())?;
+    let results = index
+        .check_and_insert_batch(&texts[seeds..])
+        .map_err(|e| e.to_string())?;
     let secs = start.elapsed().as_secs_f64();
     let kept = results.iter().filter(|r| r.accepted).count();
     println!("seeds: {seeds}");
@@ -195,7 +237,9 @@ fn dedup(path: &str, seeds: usize, verify: Option<&str>, out: Option<&str>) -> R
             });
             ids
         };
-        let docs: Vec<Vec<u32>> = (0..index.len()).map(|d| intern(index.text(d).unwrap_or_default())).collect();
+        let docs: Vec<Vec<u32>> = (0..index.len())
+            .map(|d| intern(index.text(d).unwrap_or_default()))
+            .collect();
         let queries: Vec<Vec<u32>> = picks.iter().map(|&i| intern(&texts[seeds + i])).collect();
         let k = cfg.top_k;
         let vstart = Instant::now();
@@ -206,7 +250,11 @@ fn dedup(path: &str, seeds: usize, verify: Option<&str>, out: Option<&str>) -> R
                 let mut all: Vec<(f64, usize)> = (0..pool_before[i])
                     .map(|d| {
                         let doc = &docs[d];
-                        let f = if q.is_empty() || doc.is_empty() { 0.0 } else { f_from_lcs(lcs_len(q, doc), q.len(), doc.len()) };
+                        let f = if q.is_empty() || doc.is_empty() {
+                            0.0
+                        } else {
+                            f_from_lcs(lcs_len(q, doc), q.len(), doc.len())
+                        };
                         (f, d)
                     })
                     .collect();
@@ -216,7 +264,12 @@ fn dedup(path: &str, seeds: usize, verify: Option<&str>, out: Option<&str>) -> R
                 let top: Vec<(usize, f64)> = all.iter().map(|&(f, d)| (d, f)).collect();
                 let r = &results[i];
                 let ok = r.accepted == (max <= cfg.threshold) && r.max == max && r.top_k == top;
-                (!ok).then(|| format!("candidate {i}: index {:?} vs brute force max {max} top {top:?}", (r.accepted, r.max)))
+                (!ok).then(|| {
+                    format!(
+                        "candidate {i}: index {:?} vs brute force max {max} top {top:?}",
+                        (r.accepted, r.max)
+                    )
+                })
             })
             .collect();
         let comps: usize = picks.iter().map(|&i| pool_before[i]).sum();

@@ -65,7 +65,11 @@ pub struct NearDupConfig {
 
 impl Default for NearDupConfig {
     fn default() -> Self {
-        NearDupConfig { threshold: 0.7, top_k: 10, tokenizer: TokenizerMode::RougeScore }
+        NearDupConfig {
+            threshold: 0.7,
+            top_k: 10,
+            tokenizer: TokenizerMode::RougeScore,
+        }
     }
 }
 
@@ -214,13 +218,18 @@ impl NearDupIndex {
     /// Runs [`NearDupIndex::check_and_insert`] on every text in order and returns the outcomes:
     /// the same decisions and scores as the sequential loop, with the index look-ups of each
     /// chunk of candidates done in parallel on the rayon pool.
-    pub fn check_and_insert_batch<S: AsRef<str>>(&mut self, texts: &[S]) -> Result<Vec<Novelty>, NearDupError> {
+    pub fn check_and_insert_batch<S: AsRef<str>>(
+        &mut self,
+        texts: &[S],
+    ) -> Result<Vec<Novelty>, NearDupError> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(BATCH_CHUNK) {
             let queries: Vec<Vec<u32>> = chunk.iter().map(|t| self.intern(t.as_ref())).collect();
             let this = &*self;
-            let from_index: Vec<TopK> =
-                queries.par_iter().map(|q| with_scratch(|sc| this.top_k_exact(q, sc))).collect();
+            let from_index: Vec<TopK> = queries
+                .par_iter()
+                .map(|q| with_scratch(|sc| this.top_k_exact(q, sc)))
+                .collect();
             let mut accepted_in_chunk: Vec<(usize, u32)> = Vec::new(); // (position in chunk, doc id)
             for (i, mut top) in from_index.into_iter().enumerate() {
                 // The earlier candidates of this chunk that were kept are part of the pool too.
@@ -265,14 +274,21 @@ impl NearDupIndex {
 
     fn novelty(&self, top: TopK, id: Option<usize>) -> Novelty {
         let max = top.items.first().map_or(0.0, |&(f, _)| f);
-        let mut top_k: Vec<(usize, f64)> = top.items.iter().map(|&(f, d)| (d as usize, f)).collect();
+        let mut top_k: Vec<(usize, f64)> =
+            top.items.iter().map(|&(f, d)| (d as usize, f)).collect();
         top_k.truncate(self.config.top_k);
         let mean = if top_k.is_empty() {
             0.0
         } else {
             top_k.iter().map(|&(_, f)| f).sum::<f64>() / top_k.len() as f64
         };
-        Novelty { accepted: max <= self.config.threshold, id, max, top_k, mean }
+        Novelty {
+            accepted: max <= self.config.threshold,
+            id,
+            max,
+            top_k,
+            mean,
+        }
     }
 
     fn doc(&self, d: usize) -> &[u32] {
@@ -301,7 +317,9 @@ impl NearDupIndex {
     /// Token ids of `text` without touching the vocabulary; unseen tokens are [`UNKNOWN`].
     fn lookup(&self, text: &str) -> Vec<u32> {
         let mut ids = Vec::new();
-        self.tokenizer.for_each_token(text, |t| ids.push(self.vocab.get(t).copied().unwrap_or(UNKNOWN)));
+        self.tokenizer.for_each_token(text, |t| {
+            ids.push(self.vocab.get(t).copied().unwrap_or(UNKNOWN))
+        });
         ids
     }
 
@@ -315,7 +333,11 @@ impl NearDupIndex {
         for run in sorted.chunk_by(|a, b| a == b) {
             let count = run.len().min(usize::from(u16::MAX)) as u16;
             let len = ids.len().min(usize::from(u16::MAX)) as u16;
-            self.postings[run[0] as usize].push(Posting { doc: d as u32, count, len });
+            self.postings[run[0] as usize].push(Posting {
+                doc: d as u32,
+                count,
+                len,
+            });
         }
         self.texts.push(text.to_owned());
         self.tokens.extend_from_slice(ids);
@@ -357,7 +379,16 @@ impl NearDupIndex {
             }
             Pattern::Word
         } else {
-            let slots: Vec<u32> = q.iter().map(|&t| if t == UNKNOWN { NO_SLOT } else { sc.slot_of[t as usize] }).collect();
+            let slots: Vec<u32> = q
+                .iter()
+                .map(|&t| {
+                    if t == UNKNOWN {
+                        NO_SLOT
+                    } else {
+                        sc.slot_of[t as usize]
+                    }
+                })
+                .collect();
             Pattern::Words(BitPattern::from_slots(&slots, distinct.len()))
         };
         distinct.sort_by_key(|&(t, _)| (self.postings[t as usize].len(), t));
@@ -436,8 +467,20 @@ impl NearDupIndex {
                 sc.touched.push(p.doc);
                 let ov = self.posting_count(p, t).min(cq);
                 sc.ov[d] = ov;
-                let lb = if p.len == u16::MAX { self.doc(d).len() } else { usize::from(p.len) };
-                self.consider(p.doc, lb, ov as usize + rest, la, &mut pattern, &mut top, sc);
+                let lb = if p.len == u16::MAX {
+                    self.doc(d).len()
+                } else {
+                    usize::from(p.len)
+                };
+                self.consider(
+                    p.doc,
+                    lb,
+                    ov as usize + rest,
+                    la,
+                    &mut pattern,
+                    &mut top,
+                    sc,
+                );
             }
         }
 
@@ -479,7 +522,16 @@ impl NearDupIndex {
     /// Scores document `d` (`lb` tokens) unless its bound `min(lcs_bound, la, lb)` cannot enter the top-k.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    fn consider(&self, d: u32, lb: usize, lcs_bound: usize, la: usize, pattern: &mut Pattern, top: &mut TopK, sc: &mut Scratch) {
+    fn consider(
+        &self,
+        d: u32,
+        lb: usize,
+        lcs_bound: usize,
+        la: usize,
+        pattern: &mut Pattern,
+        top: &mut TopK,
+        sc: &mut Scratch,
+    ) {
         let bound = lcs_bound.min(la).min(lb);
         // Division-free rejection first: F(bound) is 2·bound/(la+lb) to within a few ulps,
         // far inside the 1e-12 margin of `top.floor`. The same test skips computing F for a
@@ -573,7 +625,11 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, items: Vec::with_capacity(k + 1), floor: -1.0 }
+        TopK {
+            k,
+            items: Vec::with_capacity(k + 1),
+            floor: -1.0,
+        }
     }
 
     fn is_full(&self) -> bool {
@@ -602,7 +658,11 @@ impl TopK {
         if !self.beats(f, id) {
             return;
         }
-        let pos = self.items.iter().position(|&(g, j)| f > g || (f == g && id < j)).unwrap_or(self.items.len());
+        let pos = self
+            .items
+            .iter()
+            .position(|&(g, j)| f > g || (f == g && id < j))
+            .unwrap_or(self.items.len());
         self.items.insert(pos, (f, id));
         self.items.truncate(self.k);
         if self.is_full() {
@@ -632,7 +692,9 @@ mod tests {
         let n = idx.check("a b c d e f g x y z");
         assert!(n.max <= 0.7 && n.accepted, "{n:?}");
         // 8 of 10: rejected.
-        let n = idx.check_and_insert("a b c d e f g h y z").unwrap_or_else(|e| panic!("{e}"));
+        let n = idx
+            .check_and_insert("a b c d e f g h y z")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!n.accepted && n.id.is_none());
         assert_eq!(idx.len(), 1);
     }
@@ -641,9 +703,16 @@ mod tests {
     fn batch_catches_duplicates_within_itself() {
         let mut idx = index(&[]);
         let out = idx
-            .check_and_insert_batch(&["write a poem about the sea", "write a poem about the sea!", "list three fruits"])
+            .check_and_insert_batch(&[
+                "write a poem about the sea",
+                "write a poem about the sea!",
+                "list three fruits",
+            ])
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(out.iter().map(|n| n.accepted).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(
+            out.iter().map(|n| n.accepted).collect::<Vec<_>>(),
+            [true, false, true]
+        );
         assert_eq!(out[1].top_k, vec![(0, 1.0)]);
         assert_eq!(out[2].id, Some(1));
         assert_eq!(idx.text(1), Some("list three fruits"));
@@ -674,20 +743,41 @@ mod tests {
 
     #[test]
     fn config_validation_and_serde() {
-        let bad = NearDupConfig { threshold: f64::NAN, ..NearDupConfig::default() };
-        assert!(matches!(NearDupIndex::new(bad), Err(NearDupError::InvalidThreshold(_))));
+        let bad = NearDupConfig {
+            threshold: f64::NAN,
+            ..NearDupConfig::default()
+        };
+        assert!(matches!(
+            NearDupIndex::new(bad),
+            Err(NearDupError::InvalidThreshold(_))
+        ));
         let c: NearDupConfig =
-            serde_json::from_str(r#"{"threshold": 0.5, "tokenizer": "unicode"}"#).unwrap_or_default();
-        assert_eq!(c, NearDupConfig { threshold: 0.5, top_k: 10, tokenizer: TokenizerMode::Unicode });
+            serde_json::from_str(r#"{"threshold": 0.5, "tokenizer": "unicode"}"#)
+                .unwrap_or_default();
+        assert_eq!(
+            c,
+            NearDupConfig {
+                threshold: 0.5,
+                top_k: 10,
+                tokenizer: TokenizerMode::Unicode
+            }
+        );
         assert!(serde_json::from_str::<NearDupConfig>(r#"{"treshold": 0.5}"#).is_err());
     }
 
     #[test]
     fn unicode_mode_dedups_chinese() {
-        let cfg = NearDupConfig { tokenizer: TokenizerMode::Unicode, ..NearDupConfig::default() };
+        let cfg = NearDupConfig {
+            tokenizer: TokenizerMode::Unicode,
+            ..NearDupConfig::default()
+        };
         let mut idx = NearDupIndex::new(cfg).unwrap_or_else(|e| panic!("{e}"));
-        let a = idx.check_and_insert("写一首关于春天的诗").unwrap_or_else(|e| panic!("{e}"));
-        let b = idx.check_and_insert("写一首关于春天的诗。").unwrap_or_else(|e| panic!("{e}"));
+        let a = idx
+            .check_and_insert("写一首关于春天的诗")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = idx
+            .check_and_insert("写一首关于春天的诗。")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(a.accepted && !b.accepted);
     }
 
@@ -700,7 +790,9 @@ mod tests {
         for q in ["a b c", "a", &"a ".repeat(66_000), "b c d"] {
             assert_eq!(idx.check(q), idx.check_brute_force(q), "{:.20}", q);
         }
-        let n = idx.check_and_insert(&"a ".repeat(69_999)).unwrap_or_else(|e| panic!("{e}"));
+        let n = idx
+            .check_and_insert(&"a ".repeat(69_999))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!n.accepted && n.top_k[0].0 == 0);
     }
 
@@ -712,29 +804,36 @@ mod tests {
             10 => (0u32..30).prop_map(|i| format!("w{i}")),
         ];
         let base = prop::collection::vec(word, 0..20);
-        prop::collection::vec((base, prop::collection::vec((0usize..20, 0u32..30, 0u8..3), 0..4), 1usize..4), 1..40)
-            .prop_map(|groups| {
-                let mut out = Vec::new();
-                for (base, edits, copies) in groups {
-                    out.push(base.join(" "));
-                    for c in 0..copies {
-                        let mut v = base.clone();
-                        for &(pos, w, op) in edits.iter().skip(c % 2) {
-                            let p = if v.is_empty() { 0 } else { pos % v.len() };
-                            match op {
-                                0 if !v.is_empty() => {
-                                    v.remove(p);
-                                }
-                                1 => v.insert(p, format!("w{w}")),
-                                _ if !v.is_empty() => v[p] = format!("w{w}"),
-                                _ => {}
+        prop::collection::vec(
+            (
+                base,
+                prop::collection::vec((0usize..20, 0u32..30, 0u8..3), 0..4),
+                1usize..4,
+            ),
+            1..40,
+        )
+        .prop_map(|groups| {
+            let mut out = Vec::new();
+            for (base, edits, copies) in groups {
+                out.push(base.join(" "));
+                for c in 0..copies {
+                    let mut v = base.clone();
+                    for &(pos, w, op) in edits.iter().skip(c % 2) {
+                        let p = if v.is_empty() { 0 } else { pos % v.len() };
+                        match op {
+                            0 if !v.is_empty() => {
+                                v.remove(p);
                             }
+                            1 => v.insert(p, format!("w{w}")),
+                            _ if !v.is_empty() => v[p] = format!("w{w}"),
+                            _ => {}
                         }
-                        out.push(v.join(" "));
                     }
+                    out.push(v.join(" "));
                 }
-                out
-            })
+            }
+            out
+        })
     }
 
     proptest! {

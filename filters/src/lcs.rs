@@ -28,7 +28,11 @@ pub fn lcs_dp<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let mut cur = vec![0usize; b.len() + 1];
     for x in a {
         for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -109,7 +113,10 @@ impl Dense {
         }
         let mut bp = BitPattern::from_slots(&slots, n_slots as usize);
         let slot = &self.slot;
-        let r = bp.lcs_slots(t.iter().map(|&y| slot.get(y as usize).copied().unwrap_or(NO_SLOT)));
+        let r = bp.lcs_slots(
+            t.iter()
+                .map(|&y| slot.get(y as usize).copied().unwrap_or(NO_SLOT)),
+        );
         for &x in p {
             self.slot[x as usize] = NO_SLOT;
         }
@@ -134,7 +141,11 @@ fn lcs_short(p: &[u32], t: &[u32]) -> usize {
 
 #[inline]
 fn count_zeros_low(v: u64, bits: usize) -> usize {
-    let valid = if bits >= 64 { !0u64 } else { (1u64 << bits) - 1 };
+    let valid = if bits >= 64 {
+        !0u64
+    } else {
+        (1u64 << bits) - 1
+    };
     (!v & valid).count_ones() as usize
 }
 
@@ -179,7 +190,13 @@ impl BitPattern {
                 masks[s as usize * words + i / 64] |= 1u64 << (i % 64);
             }
         }
-        BitPattern { len, words, ids: Vec::new(), masks, v: vec![!0u64; words] }
+        BitPattern {
+            len,
+            words,
+            ids: Vec::new(),
+            masks,
+            v: vec![!0u64; words],
+        }
     }
 
     /// Pattern length in tokens.
@@ -195,7 +212,10 @@ impl BitPattern {
     /// LCS length against a text given as token ids (pattern built by [`BitPattern::from_ids`]).
     pub fn lcs_ids(&mut self, text: &[u32]) -> usize {
         let ids = std::mem::take(&mut self.ids);
-        let r = self.lcs_slots(text.iter().map(|x| ids.binary_search(x).map_or(NO_SLOT, |s| s as u32)));
+        let r = self.lcs_slots(
+            text.iter()
+                .map(|x| ids.binary_search(x).map_or(NO_SLOT, |s| s as u32)),
+        );
         self.ids = ids;
         r
     }
@@ -234,7 +254,10 @@ impl BitPattern {
             }
         }
         let full = self.len / 64;
-        let mut zeros: usize = self.v[..full].iter().map(|x| x.count_zeros() as usize).sum();
+        let mut zeros: usize = self.v[..full]
+            .iter()
+            .map(|x| x.count_zeros() as usize)
+            .sum();
         if self.len % 64 != 0 {
             zeros += count_zeros_low(self.v[full], self.len % 64);
         }

@@ -54,7 +54,11 @@ pub fn score_from_lcs(lcs: usize, target_len: usize, prediction_len: usize) -> S
     }
     let precision = lcs as f64 / prediction_len as f64;
     let recall = lcs as f64 / target_len as f64;
-    Score { precision, recall, fmeasure: fmeasure(precision, recall) }
+    Score {
+        precision,
+        recall,
+        fmeasure: fmeasure(precision, recall),
+    }
 }
 
 /// Only the F-measure of [`score_from_lcs`]. Strictly increasing in `lcs` for fixed lengths
@@ -74,7 +78,9 @@ pub struct RougeScorer {
 impl RougeScorer {
     /// A scorer tokenizing in `mode` ([`TokenizerMode::RougeScore`] reproduces `rouge_score`).
     pub fn new(mode: TokenizerMode) -> Self {
-        RougeScorer { tokenizer: Tokenizer::new(mode) }
+        RougeScorer {
+            tokenizer: Tokenizer::new(mode),
+        }
     }
 
     /// The tokenizer in use.
@@ -216,7 +222,10 @@ mod tests {
         for la in 1..40 {
             for lb in 1..40 {
                 for l in 0..=la.min(lb) {
-                    assert_eq!(f_from_lcs(l, la, lb).to_bits(), f_from_lcs(l, lb, la).to_bits());
+                    assert_eq!(
+                        f_from_lcs(l, la, lb).to_bits(),
+                        f_from_lcs(l, lb, la).to_bits()
+                    );
                 }
             }
         }

@@ -221,7 +221,10 @@ mod tests {
 
     #[test]
     fn rouge_punctuation_digits_and_case() {
-        assert_eq!(rs("Hello, World! 42x foo_bar-baz"), ["hello", "world", "42x", "foo", "bar", "baz"]);
+        assert_eq!(
+            rs("Hello, World! 42x foo_bar-baz"),
+            ["hello", "world", "42x", "foo", "bar", "baz"]
+        );
         assert_eq!(rs("$16.99"), ["16", "99"]);
         assert_eq!(rs("e-mail: A.B@C.com"), ["e", "mail", "a", "b", "c", "com"]);
     }
@@ -262,18 +265,29 @@ mod tests {
     #[test]
     fn rouge_char_matches_unicode_lowercase_everywhere() {
         for cp in 0..=0x10FFFFu32 {
-            let Some(c) = char::from_u32(cp) else { continue };
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
             let lower: Vec<char> = c.to_lowercase().collect();
             let ascii: String = lower.iter().filter(|l| l.is_ascii_alphanumeric()).collect();
-            let expect_first = lower.first().filter(|l| l.is_ascii_alphanumeric()).map(|&l| l as u8);
+            let expect_first = lower
+                .first()
+                .filter(|l| l.is_ascii_alphanumeric())
+                .map(|&l| l as u8);
             assert_eq!(rouge_char(c), expect_first, "U+{cp:04X}");
-            assert!(ascii.len() <= 1, "U+{cp:04X} lowercases to several ASCII characters");
+            assert!(
+                ascii.len() <= 1,
+                "U+{cp:04X} lowercases to several ASCII characters"
+            );
             if expect_first.is_some() {
                 assert_eq!(ascii.len(), 1, "U+{cp:04X}");
                 let ends = lower.last().is_some_and(|l| !l.is_ascii_alphanumeric());
                 assert_eq!(ends_token(c), ends, "U+{cp:04X}");
             } else {
-                assert!(ascii.is_empty(), "U+{cp:04X} has ASCII after a non-ASCII start");
+                assert!(
+                    ascii.is_empty(),
+                    "U+{cp:04X} has ASCII after a non-ASCII start"
+                );
             }
         }
     }
@@ -281,13 +295,19 @@ mod tests {
     #[test]
     fn unicode_mode_cjk_single_tokens() {
         assert_eq!(uni("写一首诗。"), ["写", "一", "首", "诗"]);
-        assert_eq!(uni("ひらがなカタカナ・한국어"), ["ひ", "ら", "が", "な", "カ", "タ", "カ", "ナ", "한", "국", "어"]);
+        assert_eq!(
+            uni("ひらがなカタカナ・한국어"),
+            ["ひ", "ら", "が", "な", "カ", "タ", "カ", "ナ", "한", "국", "어"]
+        );
         assert_eq!(uni("GPT-4で要約"), ["gpt", "4", "で", "要", "約"]);
     }
 
     #[test]
     fn unicode_mode_keeps_letters_and_digits() {
-        assert_eq!(uni("Café déjà-vu, don't"), ["café", "déjà", "vu", "don", "t"]);
+        assert_eq!(
+            uni("Café déjà-vu, don't"),
+            ["café", "déjà", "vu", "don", "t"]
+        );
         assert_eq!(uni("Straße ΣΟΦΙΑ ١٢٣"), ["straße", "σοφια", "١٢٣"]);
         assert_eq!(uni("cafe\u{301}"), ["cafe\u{301}"]);
         assert_eq!(uni("हिन्दी भाषा"), ["हिन्दी", "भाषा"]);
@@ -303,7 +323,8 @@ mod tests {
     fn mode_deserializes_snake_case() {
         let m: TokenizerMode = serde_json::from_str("\"unicode\"").unwrap_or_default();
         assert_eq!(m, TokenizerMode::Unicode);
-        let m: TokenizerMode = serde_json::from_str("\"rouge_score\"").unwrap_or(TokenizerMode::Unicode);
+        let m: TokenizerMode =
+            serde_json::from_str("\"rouge_score\"").unwrap_or(TokenizerMode::Unicode);
         assert_eq!(m, TokenizerMode::RougeScore);
         assert_eq!(TokenizerMode::default(), TokenizerMode::RougeScore);
     }

@@ -8,12 +8,15 @@ use filters::{NearDupConfig, NearDupIndex, RougeScorer, TokenizerMode};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/rouge").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/rouge")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 fn num(v: &Value, what: &str, line: usize) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("line {line}: {what} is not a number"))
+    v.as_f64()
+        .unwrap_or_else(|| panic!("line {line}: {what} is not a number"))
 }
 
 #[test]
@@ -23,19 +26,32 @@ fn pairs_match_rouge_score_bit_for_bit() {
     let mut n = 0;
     let mut mismatches = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let row: Vec<Value> = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+        let row: Vec<Value> =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
         let (Some(target), Some(prediction)) = (row[0].as_str(), row[1].as_str()) else {
             panic!("line {}: texts are not strings", i + 1)
         };
-        let want = (num(&row[2], "precision", i + 1), num(&row[3], "recall", i + 1), num(&row[4], "fmeasure", i + 1));
+        let want = (
+            num(&row[2], "precision", i + 1),
+            num(&row[3], "recall", i + 1),
+            num(&row[4], "fmeasure", i + 1),
+        );
         let got = scorer.score(target, prediction);
         if (got.precision, got.recall, got.fmeasure) != want {
-            mismatches.push(format!("line {}: {target:?} / {prediction:?}: got {got:?}, want {want:?}", i + 1));
+            mismatches.push(format!(
+                "line {}: {target:?} / {prediction:?}: got {got:?}, want {want:?}",
+                i + 1
+            ));
         }
         n += 1;
     }
     assert!(n >= 15_000, "fixture too small: {n} pairs");
-    assert!(mismatches.is_empty(), "{} of {n} pairs differ:\n{}", mismatches.len(), mismatches[..mismatches.len().min(20)].join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {n} pairs differ:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(20)].join("\n")
+    );
 }
 
 /// The fixture holds pairs constructed with 2·LCS = 0.7·(la + lb) exactly. Python's float F for
@@ -47,13 +63,19 @@ fn boundary_pairs_decide_like_the_reference() {
     let text = fixture("pairs.jsonl");
     let (mut kept_at, mut rejected_at, mut below_at, mut above) = (0, 0, 0, 0);
     for (i, line) in text.lines().enumerate() {
-        let row: Vec<Value> = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
-        let (Some(t), Some(p)) = (row[0].as_str(), row[1].as_str()) else { continue };
+        let row: Vec<Value> =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+        let (Some(t), Some(p)) = (row[0].as_str(), row[1].as_str()) else {
+            continue;
+        };
         let (lt, lp) = (t.split_whitespace().count(), p.split_whitespace().count());
         if !(t.starts_with('w') && p.starts_with('w')) || lt + lp == 0 || lp == 0 {
             continue;
         }
-        let (precision, f) = (num(&row[2], "precision", i + 1), num(&row[4], "fmeasure", i + 1));
+        let (precision, f) = (
+            num(&row[2], "precision", i + 1),
+            num(&row[4], "fmeasure", i + 1),
+        );
         let lcs = (precision * lp as f64).round() as usize;
         let mut idx = NearDupIndex::new(NearDupConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         idx.insert(t).unwrap_or_else(|e| panic!("{e}"));
@@ -73,7 +95,11 @@ fn boundary_pairs_decide_like_the_reference() {
             }
         } else if 20 * lcs > 7 * (lt + lp) {
             above += 1;
-            assert!(!n.accepted, "line {}: F = {f} above 0.7 must be rejected", i + 1);
+            assert!(
+                !n.accepted,
+                "line {}: F = {f} above 0.7 must be rejected",
+                i + 1
+            );
         }
     }
     assert!(
@@ -93,16 +119,28 @@ fn dedup_decisions_match_reference_loop() {
     let threshold = num(&header["threshold"], "threshold", 1);
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
-        let row: Vec<Value> = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 2));
-        let t = row[0].as_str().unwrap_or_else(|| panic!("line {}: no text", i + 2)).to_owned();
-        let kept = row[1].as_bool().unwrap_or_else(|| panic!("line {}: no decision", i + 2));
+        let row: Vec<Value> =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 2));
+        let t = row[0]
+            .as_str()
+            .unwrap_or_else(|| panic!("line {}: no text", i + 2))
+            .to_owned();
+        let kept = row[1]
+            .as_bool()
+            .unwrap_or_else(|| panic!("line {}: no decision", i + 2));
         rows.push((t, kept, num(&row[2], "max", i + 2)));
     }
     assert_eq!(Some(rows.len() as u64), header["n"].as_u64());
     let rejected = rows.iter().filter(|r| !r.1).count();
-    assert!(rejected > 100 && rejected < rows.len() / 2, "{rejected} rejected: not a useful fixture");
+    assert!(
+        rejected > 100 && rejected < rows.len() / 2,
+        "{rejected} rejected: not a useful fixture"
+    );
 
-    let cfg = NearDupConfig { threshold, ..NearDupConfig::default() };
+    let cfg = NearDupConfig {
+        threshold,
+        ..NearDupConfig::default()
+    };
     let mut one = NearDupIndex::new(cfg).unwrap_or_else(|e| panic!("{e}"));
     for (i, (t, kept, max)) in rows.iter().enumerate() {
         let n = one.check_and_insert(t).unwrap_or_else(|e| panic!("{e}"));
@@ -110,9 +148,15 @@ fn dedup_decisions_match_reference_loop() {
     }
     let mut batch = NearDupIndex::new(cfg).unwrap_or_else(|e| panic!("{e}"));
     let texts: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    let out = batch.check_and_insert_batch(&texts).unwrap_or_else(|e| panic!("{e}"));
+    let out = batch
+        .check_and_insert_batch(&texts)
+        .unwrap_or_else(|e| panic!("{e}"));
     for (i, (n, (t, kept, max))) in out.iter().zip(&rows).enumerate() {
-        assert_eq!((n.accepted, n.max), (*kept, *max), "batch, instruction {i}: {t:?}");
+        assert_eq!(
+            (n.accepted, n.max),
+            (*kept, *max),
+            "batch, instruction {i}: {t:?}"
+        );
     }
     assert_eq!(batch.len(), rows.len() - rejected);
 }
