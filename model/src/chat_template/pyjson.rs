@@ -4,6 +4,9 @@
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Value as TemplateValue};
 
+/// Largest `indent` accepted (templates use 2 or 4).
+const MAX_INDENT: i64 = 64;
+
 /// The `tojson` filter transformers installs: `json.dumps(x, ensure_ascii=False, indent=None,
 /// separators=None, sort_keys=False)`, with those four keyword arguments.
 pub(super) fn tojson(value: TemplateValue, kwargs: Kwargs) -> Result<TemplateValue, Error> {
@@ -17,7 +20,14 @@ pub(super) fn tojson(value: TemplateValue, kwargs: Kwargs) -> Result<TemplateVal
         None => None,
         Some(v) if v.is_none() => None,
         Some(v) => match (v.as_i64(), v.as_str()) {
+            // Templates are untrusted: a huge indent must not become a huge allocation.
+            (Some(n), _) if n > MAX_INDENT => {
+                return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent is over 64"))
+            }
             (Some(n), _) => Some(" ".repeat(usize::try_from(n).unwrap_or(0))),
+            (None, Some(s)) if s.len() > MAX_INDENT as usize => {
+                return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent is over 64"))
+            }
             (None, Some(s)) => Some(s.to_string()),
             _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent must be an int or a string")),
         },
@@ -241,5 +251,12 @@ mod tests {
         ] {
             assert_eq!(python_float_repr(f), want, "{f}");
         }
+    }
+
+    #[test]
+    fn huge_indent_is_an_error_not_an_allocation() {
+        let mut env = super::super::transformers_environment();
+        env.add_template_owned("t", "{{ [1] | tojson(indent=100000000) }}".to_string()).unwrap();
+        assert!(env.get_template("t").unwrap().render(()).is_err());
     }
 }
