@@ -17,7 +17,9 @@
 //!   token is bounded by `min(S, la, lb)`, whatever its content.
 //! * F is a strictly increasing function of the LCS for fixed lengths (see
 //!   [`crate::rouge::f_from_lcs`]), so the bound on F is that same `f64` function evaluated at the
-//!   LCS bound: no epsilon, no rounding argument.
+//!   LCS bound. Most candidates are discarded before any division: the computed F is within a
+//!   few ulps of `2·LCS/(la+lb)`, so `2·bound < (k-th score)·(1 - 1e-12)·(la+lb)` proves the
+//!   candidate cannot enter; whatever passes is compared on the exact `f64` F.
 //! * Branch and bound for the exact top-k (k >= 1; the maximum is the first entry, so the
 //!   decision is exact as well): reached documents are scored in decreasing overlap order, each
 //!   only if its bound can still beat the current k-th entry; once the bound for documents not
@@ -31,8 +33,12 @@
 //!   parallel (rayon), scores each candidate against the earlier candidates of its chunk, then
 //!   resolves the chunk in order, so the decisions are those of the sequential loop.
 //!
-//! The exact LCS is the bit-parallel one of [`crate::lcs`], with the query as the pattern and a
-//! dense id-to-slot table so a document token costs one load.
+//! The exact LCS is the bit-parallel one of [`crate::lcs`], with the query as the pattern: for
+//! queries of up to 64 tokens a per-thread table of query bit masks indexed by token id, so a
+//! document token costs one load; longer queries use multi-word masks over query slots.
+//!
+//! [`NearDupIndex::check`] does not touch the vocabulary: query tokens the index has never seen
+//! cannot match any document and only count in the query's length.
 
 use std::cell::RefCell;
 
@@ -55,7 +61,9 @@ const BATCH_CHUNK: usize = 64;
 #[serde(default, deny_unknown_fields)]
 pub struct NearDupConfig {
     /// A candidate whose maximum ROUGE-L F against the index is strictly greater than this is a
-    /// near duplicate (reference: 0.7, so F exactly 0.7 is kept).
+    /// near duplicate (reference: 0.7, so F exactly 0.7 is kept). The comparison is on the `f64`
+    /// that `rouge_score` computes: some pairs with 2·LCS = 0.7·(la+lb) exactly come out as
+    /// 0.7000000000000001 (LCS 7, lengths 8 and 12) and are dropped, as by the reference.
     pub threshold: f64,
     /// How many of the most similar indexed instructions to report (reference: 10).
     pub top_k: usize,
@@ -407,7 +415,7 @@ impl NearDupIndex {
             for p in &self.postings[t as usize] {
                 let d = p.doc as usize;
                 if sc.state[d] == UNREACHED {
-                    sc.state[d] = PENDING;
+                    sc.state[d] = REACHED;
                     sc.touched.push(p.doc);
                 }
                 sc.ov[d] += self.posting_count(p, t).min(cq);
@@ -436,12 +444,17 @@ impl NearDupIndex {
             *slot += 1;
         }
         let order = std::mem::take(&mut sc.order);
+        let mut bucket = usize::MAX;
         for &d in &order {
             let ov = sc.ov[d as usize] as usize;
-            // The best any document with this overlap could score (its length equal to the bound).
-            let x = (ov + rest).min(la);
-            if !top.could_enter(f_from_lcs(x, la, x)) {
-                break;
+            if ov != bucket {
+                // The best any document with this overlap could score (its length equal to the
+                // bound); overlaps only decrease along `order`.
+                bucket = ov;
+                let x = (ov + rest).min(la);
+                if !top.could_enter(f_from_lcs(x, la, x)) {
+                    break;
+                }
             }
             let lb = self.starts[d as usize + 1] - self.starts[d as usize];
             self.consider(d, lb, ov + rest, la, &mut pattern, &mut top, sc);
@@ -463,7 +476,7 @@ impl NearDupIndex {
                 if sc.state[d] != UNREACHED {
                     continue;
                 }
-                sc.state[d] = PENDING;
+                sc.state[d] = REACHED;
                 sc.touched.push(p.doc);
                 let ov = self.posting_count(p, t).min(cq);
                 sc.ov[d] = ov;
@@ -533,11 +546,12 @@ impl NearDupIndex {
         sc: &mut Scratch,
     ) {
         let bound = lcs_bound.min(la).min(lb);
-        // Division-free rejection first: F(bound) is 2·bound/(la+lb) to within a few ulps,
-        // far inside the 1e-12 margin of `top.floor`. The same test skips computing F for a
-        // scored document that cannot enter.
+        // Division-free rejection: F(bound) is 2·bound/(la+lb) to within a few ulps, far inside
+        // the 1e-12 margin of `top.floor`. (A document that passes only by that margin is scored
+        // and then refused by `push`, which compares the exact F.) The same test skips computing
+        // F for a scored document that cannot enter.
         let sum = (la + lb) as f64;
-        if ((2 * bound) as f64) < top.floor * sum || !top.beats(f_from_lcs(bound, la, lb), d) {
+        if ((2 * bound) as f64) < top.floor * sum {
             return;
         }
         let doc = self.doc(d as usize);
@@ -558,7 +572,6 @@ impl NearDupIndex {
         if ((2 * lcs) as f64) >= top.floor * sum {
             top.push(f_from_lcs(lcs, la, lb), d);
         }
-        sc.state[d as usize] = SCORED;
     }
 }
 
@@ -569,9 +582,10 @@ enum Pattern {
     Words(BitPattern),
 }
 
+/// Per-document query state: no visited token reached it yet, or reached (then it has been
+/// scored or pruned, and stays so).
 const UNREACHED: u8 = 0;
-const PENDING: u8 = 1;
-const SCORED: u8 = 2;
+const REACHED: u8 = 1;
 
 /// Per-thread working memory of a query, left clean (all zero / [`NO_SLOT`]) after each one.
 #[derive(Default)]
