@@ -171,6 +171,10 @@ fn spec_from_tokenizer_json(dir: &str, pre: &str) -> GgufTokenizerSpec {
 #[derive(Deserialize)]
 struct Row {
     ids: Vec<u32>,
+    /// Qwen2's tokenizer.json normalizes to NFC; GGUF metadata has no normalizer (llama.cpp and
+    /// transformers' GGUF tokenizer apply none), so such texts tokenize differently by design.
+    #[serde(default)]
+    changed_by_nfc: bool,
 }
 
 fn check_gguf_family(dir: &str, pre: &str, kind: PreTokenizerKind) {
@@ -179,9 +183,12 @@ fn check_gguf_family(dir: &str, pre: &str, kind: PreTokenizerKind) {
     let texts: Vec<String> = read_json("texts.json");
     let mut rows: HashMap<String, Vec<Row>> = read_json("tiny_encodings.json");
     let rows = rows.remove(dir).unwrap();
-    for (text, row) in texts.iter().zip(&rows) {
+    let mut compared = 0;
+    for (text, row) in texts.iter().zip(&rows).filter(|(_, row)| !row.changed_by_nfc) {
         assert_eq!(built.tokenizer.encode(text, false).unwrap(), row.ids, "{pre}: {text:?}");
+        compared += 1;
     }
+    assert!(compared > 650, "{compared}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ fn texts() -> Vec<String> {
 struct Row {
     ids: Vec<u32>,
     ids_with_special: Option<Vec<u32>>,
+    /// Present when decoding does not give the text back (NFC normalization).
+    decoded: Option<String>,
     decoded_skip_special: Option<String>,
 }
 
@@ -46,7 +48,7 @@ fn check_against_python(name: &str) {
         }
         let with_special = tok.encode(text, true).unwrap();
         assert_eq!(&with_special, row.ids_with_special.as_ref().unwrap_or(&row.ids), "{text:?}");
-        assert_eq!(&tok.decode(&ids, false).unwrap(), text);
+        assert_eq!(&tok.decode(&ids, false).unwrap(), row.decoded.as_ref().unwrap_or(text));
         let skipped = tok.decode(&ids, true).unwrap();
         assert_eq!(&skipped, row.decoded_skip_special.as_ref().unwrap_or(text), "{text:?}");
     }

@@ -22,6 +22,10 @@
 //! plain GPT-2 regex, which splits a run of spaces before a digit differently (`"a  1"`); this
 //! module follows llama.cpp and SmolLM2's own `tokenizer.json` (Digits first).
 //!
+//! No normalizer is applied, as in llama.cpp and transformers' GGUF tokenizer: Qwen2's
+//! `tokenizer.json` normalizes to NFC first, so text with decomposed accents (`e` + U+0301)
+//! tokenizes differently from the HF folder of the same model (5 of the 700 fixture texts).
+//!
 //! Not covered: sentencepiece vocabularies (`tokenizer.ggml.model = "llama"`), WordPiece, and
 //! llama.cpp's `clean_spaces` decode option (no pre-tokenizer listed above enables it for
 //! Qwen2 or SmolLM).
