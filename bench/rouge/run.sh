@@ -6,7 +6,7 @@
 # Environment: VENV (default bench/.venv-rouge; created with rouge-score==0.1.2 if missing),
 # WORK (scratch folder, default /tmp/rouge-bench), N (synthetic corpus size, 50000),
 # THREADS (rayon threads for the dedup, 2), SAMPLE (instructions in the reference's dedup
-# sample, 1500), VERIFY (brute-force re-checks of the 50k decisions in Rust, 2000, or "all"),
+# sample, 1500), VERIFY (brute-force re-checks of the decisions in Rust: "all" (default) or a count),
 # ALPACA (path of alpaca_5000.json; used when present), CARGO_TARGET_DIR (as cargo).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ WORK=${WORK:-/tmp/rouge-bench}
 N=${N:-50000}
 THREADS=${THREADS:-2}
 SAMPLE=${SAMPLE:-1500}
-VERIFY=${VERIFY:-2000}
+VERIFY=${VERIFY:-all}
 ALPACA=${ALPACA:-$ROOT/../shared/data/alpaca_5000.json}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$WORK"
@@ -57,7 +57,7 @@ for c in $CORPORA; do
     RAYON_NUM_THREADS=$THREADS /usr/bin/time -f "max_rss_kb: %M
 wall_secs: %e
 user_secs: %U" "$BIN" dedup "$WORK/$c.jsonl" --out "$WORK/decisions-$c.jsonl" 2>&1 | tee -a "$SUMMARY"
-    say "## brute-force check of the Rust decisions ($c): $VERIFY evenly spaced candidates"
+    say "## brute-force check of the Rust decisions ($c), in Rust: $VERIFY candidates against every instruction kept before each"
     RAYON_NUM_THREADS=$THREADS "$BIN" dedup "$WORK/$c.jsonl" --verify "$VERIFY" | grep -E "verif" | tee -a "$SUMMARY"
     say "## reference: Alpaca loop in Python on the first $SAMPLE instructions ($c), compared with the Rust decisions"
     "$PY" "$HERE/ref_bench.py" dedup "$WORK/$c.jsonl" "$SAMPLE" "$WORK/decisions-$c.jsonl" | tee -a "$SUMMARY" "$WORK/ref-$c.txt"

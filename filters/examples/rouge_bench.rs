@@ -247,19 +247,21 @@ fn dedup(path: &str, seeds: usize, verify: Option<&str>, out: Option<&str>) -> R
             .par_iter()
             .zip(&queries)
             .filter_map(|(&i, q)| {
-                let mut all: Vec<(f64, usize)> = (0..pool_before[i])
-                    .map(|d| {
-                        let doc = &docs[d];
-                        let f = if q.is_empty() || doc.is_empty() {
-                            0.0
-                        } else {
-                            f_from_lcs(lcs_len(q, doc), q.len(), doc.len())
-                        };
-                        (f, d)
-                    })
-                    .collect();
-                all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                all.truncate(k);
+                // Plain brute force: F against every instruction in the pool, keeping the k best
+                // by (F descending, id ascending) in a small sorted list.
+                let mut all: Vec<(f64, usize)> = Vec::with_capacity(k + 1);
+                for (d, doc) in docs[..pool_before[i]].iter().enumerate() {
+                    let f = if q.is_empty() || doc.is_empty() {
+                        0.0
+                    } else {
+                        f_from_lcs(lcs_len(q, doc), q.len(), doc.len())
+                    };
+                    if all.len() < k || f > all[k - 1].0 {
+                        let pos = all.iter().position(|&(g, _)| f > g).unwrap_or(all.len());
+                        all.insert(pos, (f, d));
+                        all.truncate(k);
+                    }
+                }
                 let max = all.first().map_or(0.0, |x| x.0);
                 let top: Vec<(usize, f64)> = all.iter().map(|&(f, d)| (d, f)).collect();
                 let r = &results[i];
