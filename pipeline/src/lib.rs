@@ -1,1 +1,11 @@
 //! selfinstruct's pipeline: the seed pool, Parquet I/O and the CLI commands.
+
+pub mod atomic;
+pub mod input;
+pub mod parquet;
+pub mod records;
+pub mod seeds;
+pub mod cli;
+pub mod commands;
+pub mod dedup;
+pub mod table;

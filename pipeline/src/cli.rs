@@ -1,0 +1,154 @@
+//! The command line: the only place that knows clap. Every flag has a doc line; `--help` is
+//! generated from them.
+//!
+//! Exit codes: 0 success; 1 a run ended without meeting its target (reserved for `iterate`);
+//! 2 an error (bad input, bad flags, I/O), with the reason on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use filters::TokenizerMode;
+
+use crate::commands;
+
+/// Exit code for errors of any kind.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Grow an instruction-tuning dataset from seed tasks (Self-Instruct) and fine-tune the generator on it.
+#[derive(Debug, Parser)]
+#[command(name = "selfinstruct", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (repeat for more); logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drop rule-filtered and near-duplicate instructions from a file, in input order.
+    Dedup(DedupArgs),
+    /// Score ROUGE-L for pairs of texts, exactly as Python's rouge_score does.
+    Rouge(RougeArgs),
+    /// Validate a seed file and print its statistics.
+    Seeds(SeedsArgs),
+}
+
+/// Tokenizer used by ROUGE-L.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenizerArg {
+    /// rouge_score's tokenizer: lowercase, everything outside [a-z0-9] separates (non-Latin text scores 0).
+    RougeScore,
+    /// Unicode letters and digits kept; every CJK character is a token of its own.
+    Unicode,
+}
+
+impl From<TokenizerArg> for TokenizerMode {
+    fn from(arg: TokenizerArg) -> Self {
+        match arg {
+            TokenizerArg::RougeScore => TokenizerMode::RougeScore,
+            TokenizerArg::Unicode => TokenizerMode::Unicode,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DedupArgs {
+    /// Instructions to filter: JSON Lines (an "instruction" per line), Alpaca JSON, or Parquet (an "instruction" column).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Folder for kept.parquet and rejected.parquet (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Reject an instruction whose ROUGE-L F-measure against the pool is strictly above this.
+    #[arg(long, default_value_t = 0.7)]
+    pub threshold: f64,
+    /// Seed tasks (or any instruction file) that are in the pool before the input.
+    #[arg(long, value_name = "SEEDS")]
+    pub against: Option<PathBuf>,
+    /// How many most similar pool entries to record per instruction.
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    /// Tokenizer for ROUGE-L.
+    #[arg(long, value_enum, default_value_t = TokenizerArg::RougeScore)]
+    pub tokenizer: TokenizerArg,
+    /// Porter-stem tokens before comparing, like rouge_score's `use_stemmer=True` (off in the reference pipeline).
+    #[arg(long)]
+    pub use_stemmer: bool,
+    /// Skip the rule filters (length, blacklist, prefix, first character); ROUGE-L only.
+    #[arg(long)]
+    pub no_rules: bool,
+    /// Overwrite kept.parquet and rejected.parquet if they exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RougeArgs {
+    /// JSON Lines of {"a": TEXT, "b": TEXT}; prints {"precision","recall","fmeasure"} of score(a, b) per line.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub pairs: PathBuf,
+    /// Tokenizer for ROUGE-L.
+    #[arg(long, value_enum, default_value_t = TokenizerArg::RougeScore)]
+    pub tokenizer: TokenizerArg,
+    /// Porter-stem tokens before comparing, like rouge_score's `use_stemmer=True` (off in the reference pipeline).
+    #[arg(long)]
+    pub use_stemmer: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedsArgs {
+    /// Seed file: self-instruct JSON Lines or Alpaca JSON.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Tokenizer for the pairwise ROUGE-L check.
+    #[arg(long, value_enum, default_value_t = TokenizerArg::RougeScore)]
+    pub tokenizer: TokenizerArg,
+    /// Fail when two seed instructions have ROUGE-L above this.
+    #[arg(long, default_value_t = 0.7)]
+    pub max_rouge: f64,
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Dedup(args) => commands::dedup::run(&args),
+        Command::Rouge(args) => commands::rouge::run(&args),
+        Command::Seeds(args) => commands::seeds::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SELFINSTRUCT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
