@@ -151,3 +151,42 @@ fn dedup_matches_reference_greedy_decisions() {
         assert_eq!(got[i], Some((*keep, *max)), "row {i}: {text:?}");
     }
 }
+
+/// The README's main command on the shipped demo candidates: the counts seeds/examples/README.md
+/// states (measured there with Python rouge_score and the reference rules).
+#[test]
+fn readme_main_command_on_demo_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("dedup-demo");
+    let root = repo_root();
+    let out = run_in(
+        &root,
+        &[
+            "dedup",
+            "--input",
+            "seeds/examples/candidates.jsonl",
+            "--against",
+            "seeds/seed_tasks.jsonl",
+            "--output",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", texts(&out).1);
+    assert_eq!(read(&out_dir.join("kept.parquet")).height(), 98);
+    let reasons = strings(&read(&out_dir.join("rejected.parquet")), "reason");
+    let count = |r: &str| reasons.iter().filter(|x| x.as_deref() == Some(r)).count();
+    let expected = [
+        ("empty", 2),
+        ("too_short", 5),
+        ("too_long", 3),
+        ("blacklisted", 10),
+        ("write_a_program", 4),
+        ("starts_with_punctuation", 4),
+        ("starts_non_ascii", 3),
+        ("near_duplicate", 21),
+    ];
+    for (reason, n) in expected {
+        assert_eq!(count(reason), n, "{reason}");
+    }
+    assert_eq!(reasons.len(), 52);
+}
