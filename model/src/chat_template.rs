@@ -185,9 +185,13 @@ impl TokenizerConfig {
                 Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
                 Some(serde_json::Value::Object(added)) => match added.get("content") {
                     Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                    _ => Err(json_error(format!("`{key}` is an object without a string `content`"))),
+                    _ => Err(json_error(format!(
+                        "`{key}` is an object without a string `content`"
+                    ))),
                 },
-                Some(_) => Err(json_error(format!("`{key}` is neither a string nor a token object"))),
+                Some(_) => Err(json_error(format!(
+                    "`{key}` is neither a string nor a token object"
+                ))),
             }
         };
         let flag = |key: &str| -> Result<Option<bool>, ChatTemplateError> {
@@ -317,7 +321,11 @@ impl ChatTemplate {
     /// The default template of a `tokenizer_config.json`, with its special tokens.
     pub fn from_tokenizer_config(config: &TokenizerConfig) -> Result<Self, ChatTemplateError> {
         let source = config.chat_template(None)?;
-        Self::new(source, config.special_tokens(), config.path.display().to_string())
+        Self::new(
+            source,
+            config.special_tokens(),
+            config.path.display().to_string(),
+        )
     }
 
     /// The template of a Hugging Face checkpoint folder, looked up as transformers does:
@@ -331,7 +339,10 @@ impl ChatTemplate {
         } else {
             None
         };
-        let special = config.as_ref().map(TokenizerConfig::special_tokens).unwrap_or_default();
+        let special = config
+            .as_ref()
+            .map(TokenizerConfig::special_tokens)
+            .unwrap_or_default();
 
         let jinja_path = dir.join("chat_template.jinja");
         if jinja_path.is_file() {
@@ -394,12 +405,18 @@ impl ChatTemplate {
                 context.insert(name.to_string(), TemplateValue::from(token.as_str()));
             }
         }
-        context.insert("messages".into(), TemplateValue::from(minijinja::value::Serde(messages)));
+        context.insert(
+            "messages".into(),
+            TemplateValue::from(minijinja::value::Serde(messages)),
+        );
         context.insert(
             "add_generation_prompt".into(),
             TemplateValue::from(options.add_generation_prompt),
         );
-        context.insert("tools".into(), options.tools.clone().unwrap_or(TemplateValue::from(())));
+        context.insert(
+            "tools".into(),
+            options.tools.clone().unwrap_or(TemplateValue::from(())),
+        );
         context.insert(
             "documents".into(),
             options.documents.clone().unwrap_or(TemplateValue::from(())),
@@ -420,7 +437,10 @@ impl ChatTemplate {
 fn transformers_environment() -> Environment<'static> {
     let mut env = Environment::new();
     let mut syntax = minijinja::syntax::SyntaxConfig::builder();
-    syntax.trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(false);
+    syntax
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(false);
     // The builder only fails on clashing custom delimiters; the defaults never clash.
     if let Ok(syntax) = syntax.build() {
         env.set_syntax(syntax);
@@ -488,13 +508,20 @@ mod tests {
             "inline",
         )
         .unwrap();
-        let err = template.render(&[ChatMessage::user("hi")], false).unwrap_err();
-        assert!(err.to_string().contains("Conversation roles must alternate"), "{err}");
+        let err = template
+            .render(&[ChatMessage::user("hi")], false)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Conversation roles must alternate"),
+            "{err}"
+        );
     }
 
     #[test]
     fn syntax_error_names_the_origin() {
-        let err = ChatTemplate::new("{% for x in %}", SpecialTokens::default(), "cfg.json").unwrap_err();
+        let err =
+            ChatTemplate::new("{% for x in %}", SpecialTokens::default(), "cfg.json").unwrap_err();
         assert!(matches!(err, ChatTemplateError::Syntax { .. }));
         assert!(err.to_string().contains("cfg.json"), "{err}");
     }
@@ -518,7 +545,12 @@ mod tests {
             "inline",
         )
         .unwrap();
-        assert_eq!(template.render(&[ChatMessage::assistant("a")], false).unwrap(), "[a]");
+        assert_eq!(
+            template
+                .render(&[ChatMessage::assistant("a")], false)
+                .unwrap(),
+            "[a]"
+        );
     }
 
     #[test]
@@ -553,7 +585,9 @@ mod tests {
 
     #[test]
     fn tokenizer_config_without_template_is_missing() {
-        let config = TokenizerConfig::from_json(r#"{"eos_token": "</s>"}"#, "x/tokenizer_config.json").unwrap();
+        let config =
+            TokenizerConfig::from_json(r#"{"eos_token": "</s>"}"#, "x/tokenizer_config.json")
+                .unwrap();
         let err = ChatTemplate::from_tokenizer_config(&config).unwrap_err();
         assert!(matches!(err, ChatTemplateError::Missing(_)));
         assert!(err.to_string().contains("x/tokenizer_config.json"));
@@ -561,7 +595,13 @@ mod tests {
 
     #[test]
     fn tokenizer_config_with_wrong_types_is_an_error() {
-        for bad in [r#"{"eos_token": 3}"#, r#"{"chat_template": 3}"#, r#"{"add_bos_token": "yes"}"#, "[1]", "{"] {
+        for bad in [
+            r#"{"eos_token": 3}"#,
+            r#"{"chat_template": 3}"#,
+            r#"{"add_bos_token": "yes"}"#,
+            "[1]",
+            "{",
+        ] {
             let err = TokenizerConfig::from_json(bad, "t.json").unwrap_err();
             assert!(err.to_string().contains("t.json"), "{bad}: {err}");
         }

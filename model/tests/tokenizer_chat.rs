@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use model::chat_template::{ChatMessage, ChatTemplate, RenderOptions, TemplateValue, TokenizerConfig};
+use model::chat_template::{
+    ChatMessage, ChatTemplate, RenderOptions, TemplateValue, TokenizerConfig,
+};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizer")
@@ -46,7 +48,11 @@ fn templates_render_like_transformers() {
         };
         let rendered = template.render_with(&messages, &options).unwrap();
         let expected = field(case, "expected");
-        assert_eq!(rendered, expected.as_str().unwrap(), "{dir}: {messages:?} {options:?}");
+        assert_eq!(
+            rendered,
+            expected.as_str().unwrap(),
+            "{dir}: {messages:?} {options:?}"
+        );
         *per_dir.entry(dir).or_insert(0) += 1;
     }
     assert_eq!(per_dir.len(), 4, "{per_dir:?}");
@@ -62,25 +68,44 @@ fn qwen_defaults_the_system_message_and_adds_the_generation_prompt() {
          <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     );
     let out = template
-        .render(&[ChatMessage::system("S"), ChatMessage::user("Hi"), ChatMessage::assistant("Yo")], false)
+        .render(
+            &[
+                ChatMessage::system("S"),
+                ChatMessage::user("Hi"),
+                ChatMessage::assistant("Yo"),
+            ],
+            false,
+        )
         .unwrap();
     assert_eq!(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n");
 }
 
 #[test]
 fn named_template_list_picks_default() {
-    let config = TokenizerConfig::from_file(fixtures().join("smollm2/tokenizer_config.json")).unwrap();
+    let config =
+        TokenizerConfig::from_file(fixtures().join("smollm2/tokenizer_config.json")).unwrap();
     assert_eq!(config.chat_templates.len(), 2);
     let template = ChatTemplate::from_tokenizer_config(&config).unwrap();
     assert!(template.source().contains("SmolLM"));
-    assert_eq!(template.special_tokens().eos_token.as_deref(), Some("<|im_end|>"));
+    assert_eq!(
+        template.special_tokens().eos_token.as_deref(),
+        Some("<|im_end|>")
+    );
     let plain = ChatTemplate::new(
         config.chat_template(Some("plain")).unwrap(),
         config.special_tokens(),
         "plain",
     )
     .unwrap();
-    assert_eq!(plain.render(&[ChatMessage::user("a"), ChatMessage::assistant("b")], false).unwrap(), "a\nb\n");
+    assert_eq!(
+        plain
+            .render(
+                &[ChatMessage::user("a"), ChatMessage::assistant("b")],
+                false
+            )
+            .unwrap(),
+        "a\nb\n"
+    );
 }
 
 #[test]
@@ -88,7 +113,10 @@ fn llama_template_sees_bos_token_and_strftime() {
     let template = ChatTemplate::from_model_dir(fixtures().join("llama3")).unwrap();
     // No date_string: the template calls strftime_now("%d %b %Y").
     let out = template.render(&[ChatMessage::user("Hi")], true).unwrap();
-    assert!(out.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"), "{out}");
+    assert!(
+        out.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"),
+        "{out}"
+    );
     let date_line = out.lines().find(|l| l.starts_with("Today Date: ")).unwrap();
     let date = date_line.trim_start_matches("Today Date: ");
     assert_eq!(date.len(), 11, "{date}");
@@ -97,18 +125,41 @@ fn llama_template_sees_bos_token_and_strftime() {
 #[test]
 fn chat_template_json_and_jinja_files_take_precedence() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tokenizer_config.json"), r#"{"eos_token": "</s>", "chat_template": "config"}"#).unwrap();
-    assert_eq!(ChatTemplate::from_model_dir(dir.path()).unwrap().source(), "config");
-    std::fs::write(dir.path().join("chat_template.json"), r#"{"chat_template": "json {{ eos_token }}"}"#).unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"eos_token": "</s>", "chat_template": "config"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        ChatTemplate::from_model_dir(dir.path()).unwrap().source(),
+        "config"
+    );
+    std::fs::write(
+        dir.path().join("chat_template.json"),
+        r#"{"chat_template": "json {{ eos_token }}"}"#,
+    )
+    .unwrap();
     let template = ChatTemplate::from_model_dir(dir.path()).unwrap();
-    assert_eq!(template.render::<ChatMessage>(&[], false).unwrap(), "json </s>");
+    assert_eq!(
+        template.render::<ChatMessage>(&[], false).unwrap(),
+        "json </s>"
+    );
     std::fs::write(dir.path().join("chat_template.jinja"), "jinja\n").unwrap();
-    assert_eq!(ChatTemplate::from_model_dir(dir.path()).unwrap().render::<ChatMessage>(&[], false).unwrap(), "jinja");
+    assert_eq!(
+        ChatTemplate::from_model_dir(dir.path())
+            .unwrap()
+            .render::<ChatMessage>(&[], false)
+            .unwrap(),
+        "jinja"
+    );
 }
 
 #[test]
 fn missing_template_is_an_error_naming_the_folder() {
     let dir = tempfile::tempdir().unwrap();
     let err = ChatTemplate::from_model_dir(dir.path()).unwrap_err();
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }

@@ -85,21 +85,43 @@ fn smollm2_gguf_tokenizer_matches_reference_on_all_texts() {
         if &ids != reference {
             wrong.push(text.clone());
         }
-        let theirs = expected.transformers_where_different.get(&i.to_string()).unwrap_or(reference);
+        let theirs = expected
+            .transformers_where_different
+            .get(&i.to_string())
+            .unwrap_or(reference);
         if &ids == theirs {
             agree_with_transformers += 1;
         }
-        assert_eq!(&tok.decode(&ids, false).unwrap(), text, "byte-level decoding is lossless");
+        assert_eq!(
+            &tok.decode(&ids, false).unwrap(),
+            text,
+            "byte-level decoding is lossless"
+        );
     }
-    assert!(wrong.is_empty(), "{} of {} texts differ, e.g. {:?}", wrong.len(), texts.len(), &wrong[..wrong.len().min(5)]);
+    assert!(
+        wrong.is_empty(),
+        "{} of {} texts differ, e.g. {:?}",
+        wrong.len(),
+        texts.len(),
+        &wrong[..wrong.len().min(5)]
+    );
     // transformers' GGUF tokenizer has no `smollm` entry and splits digit runs with the GPT-2
     // regex; every text it tokenizes differently contains a Unicode digit (see the module doc
     // of model::tokenizer::gguf). Pinned so a change on either side is noticed.
-    assert_eq!(agree_with_transformers, texts.len() - expected.transformers_where_different.len());
-    assert_eq!(agree_with_transformers, 2678, "agreement with transformers changed");
+    assert_eq!(
+        agree_with_transformers,
+        texts.len() - expected.transformers_where_different.len()
+    );
+    assert_eq!(
+        agree_with_transformers, 2678,
+        "agreement with transformers changed"
+    );
     for i in expected.transformers_where_different.keys() {
         let text = &texts[i.parse::<usize>().unwrap()];
-        assert!(text.chars().any(char::is_numeric), "{text:?} differs without a digit");
+        assert!(
+            text.chars().any(char::is_numeric),
+            "{text:?} differs without a digit"
+        );
     }
 }
 
@@ -112,7 +134,9 @@ fn smollm2_gguf_special_tokens_eos_and_chat_template() {
     assert_eq!(built.bos_token_id, Some(1));
     // EOS (<|im_end|>) first, then <|endoftext|>, which llama.cpp also treats as end of generation.
     assert_eq!(built.eos_token_ids, vec![2, 0]);
-    let ids = tok.encode("<|im_start|>user\nHi<|im_end|>\n", false).unwrap();
+    let ids = tok
+        .encode("<|im_start|>user\nHi<|im_end|>\n", false)
+        .unwrap();
     assert_eq!(ids.first(), Some(&1));
     assert!(ids.contains(&2));
     assert_eq!(tok.decode(&ids, true).unwrap(), "user\nHi\n");
@@ -124,7 +148,10 @@ fn smollm2_gguf_special_tokens_eos_and_chat_template() {
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
          <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     );
-    assert_eq!(template.special_tokens().eos_token.as_deref(), Some("<|im_end|>"));
+    assert_eq!(
+        template.special_tokens().eos_token.as_deref(),
+        Some("<|im_end|>")
+    );
 
     let ids = built.encode_chat(&[ChatMessage::user("Hi")], true).unwrap();
     assert_eq!(ids, tok.encode(&out, false).unwrap());
@@ -152,7 +179,11 @@ fn spec_from_tokenizer_json(dir: &str, pre: &str) -> GgufTokenizerSpec {
         .iter()
         .map(|m| match m {
             serde_json::Value::String(s) => s.clone(),
-            pair => format!("{} {}", pair[0].as_str().unwrap(), pair[1].as_str().unwrap()),
+            pair => format!(
+                "{} {}",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ),
         })
         .collect();
     GgufTokenizerSpec {
@@ -184,8 +215,16 @@ fn check_gguf_family(dir: &str, pre: &str, kind: PreTokenizerKind) {
     let mut rows: HashMap<String, Vec<Row>> = read_json("tiny_encodings.json");
     let rows = rows.remove(dir).unwrap();
     let mut compared = 0;
-    for (text, row) in texts.iter().zip(&rows).filter(|(_, row)| !row.changed_by_nfc) {
-        assert_eq!(built.tokenizer.encode(text, false).unwrap(), row.ids, "{pre}: {text:?}");
+    for (text, row) in texts
+        .iter()
+        .zip(&rows)
+        .filter(|(_, row)| !row.changed_by_nfc)
+    {
+        assert_eq!(
+            built.tokenizer.encode(text, false).unwrap(),
+            row.ids,
+            "{pre}: {text:?}"
+        );
         compared += 1;
     }
     assert!(compared > 650, "{compared}");

@@ -47,12 +47,29 @@ fn check_against_python(name: &str) {
             continue;
         }
         let with_special = tok.encode(text, true).unwrap();
-        assert_eq!(&with_special, row.ids_with_special.as_ref().unwrap_or(&row.ids), "{text:?}");
-        assert_eq!(&tok.decode(&ids, false).unwrap(), row.decoded.as_ref().unwrap_or(text));
+        assert_eq!(
+            &with_special,
+            row.ids_with_special.as_ref().unwrap_or(&row.ids),
+            "{text:?}"
+        );
+        assert_eq!(
+            &tok.decode(&ids, false).unwrap(),
+            row.decoded.as_ref().unwrap_or(text)
+        );
         let skipped = tok.decode(&ids, true).unwrap();
-        assert_eq!(&skipped, row.decoded_skip_special.as_ref().unwrap_or(text), "{text:?}");
+        assert_eq!(
+            &skipped,
+            row.decoded_skip_special.as_ref().unwrap_or(text),
+            "{text:?}"
+        );
     }
-    assert!(mismatches.is_empty(), "{} of {} texts differ from Python, e.g. {:?}", mismatches.len(), rows.len(), &mismatches[..mismatches.len().min(5)]);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} texts differ from Python, e.g. {:?}",
+        mismatches.len(),
+        rows.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
 }
 
 #[test]
@@ -77,7 +94,10 @@ fn streaming_decode_equals_full_decode_and_never_splits_characters() {
                 for &id in &ids {
                     let piece = stream.push(&tok, id).unwrap();
                     // A held-back partial character never leaks out as U+FFFD.
-                    assert!(!piece.contains('\u{FFFD}'), "{text:?} gave a broken piece {piece:?}");
+                    assert!(
+                        !piece.contains('\u{FFFD}'),
+                        "{text:?} gave a broken piece {piece:?}"
+                    );
                     pieces.push_str(piece);
                 }
                 pieces.push_str(stream.finish(&tok).unwrap());
@@ -95,9 +115,18 @@ fn streaming_decode_holds_back_an_emoji_until_complete() {
     // Emoji the tiny vocabulary never saw, so each is split into byte tokens.
     let ids = tok.encode("a🦀🦞b", false).unwrap();
     let mut stream = tok.incremental_decoder(false);
-    let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&tok, id).unwrap().to_string()).collect();
-    assert!(ids.len() > 3, "the emoji should take several byte tokens: {ids:?}");
-    assert!(pieces.iter().any(|p| p.is_empty()), "some token must end mid-character: {pieces:?}");
+    let pieces: Vec<String> = ids
+        .iter()
+        .map(|&id| stream.push(&tok, id).unwrap().to_string())
+        .collect();
+    assert!(
+        ids.len() > 3,
+        "the emoji should take several byte tokens: {ids:?}"
+    );
+    assert!(
+        pieces.iter().any(|p| p.is_empty()),
+        "some token must end mid-character: {pieces:?}"
+    );
     assert_eq!(pieces.concat(), "a🦀🦞b");
 }
 
@@ -123,7 +152,10 @@ fn special_tokens_and_vocab_size() {
     assert_eq!(tok.special_token_id("hello"), None);
     assert_eq!(tok.special_tokens().len(), 3);
     assert_eq!(tok.vocab_size(), 2500);
-    assert_eq!(tok.encode("<|im_start|>user", false).unwrap()[0], tok.token_to_id("<|im_start|>").unwrap());
+    assert_eq!(
+        tok.encode("<|im_start|>user", false).unwrap()[0],
+        tok.token_to_id("<|im_start|>").unwrap()
+    );
 }
 
 #[test]
@@ -139,7 +171,11 @@ fn eos_ids_come_from_generation_config_then_tokenizer_config() {
     // here) names the id.
     let ids = resolve_eos_token_ids(None, Some(&config), &tok).unwrap();
     assert_eq!(ids, vec![tok.token_to_id("<|im_end|>").unwrap()]);
-    assert!(GenerationDefaults::from_model_dir(fixtures().join("smollm2")).unwrap().is_none());
+    assert!(
+        GenerationDefaults::from_model_dir(fixtures().join("smollm2"))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -148,7 +184,9 @@ fn bundle_from_qwen_style_folder() {
     assert_eq!(bundle.eos_token_ids, vec![151645, 151643]);
     assert!(!bundle.add_bos_token);
     assert_eq!(bundle.generation.as_ref().and_then(|g| g.top_p), Some(0.8));
-    let ids = bundle.encode_chat(&[ChatMessage::user("Hi")], true).unwrap();
+    let ids = bundle
+        .encode_chat(&[ChatMessage::user("Hi")], true)
+        .unwrap();
     let im_start = bundle.tokenizer.token_to_id("<|im_start|>").unwrap();
     assert_eq!(ids[0], im_start);
     assert_eq!(
@@ -166,7 +204,9 @@ fn bundle_from_llama_style_folder_adds_bos() {
     assert!(bundle.add_bos_token);
     assert_eq!(bundle.eos_token_ids, vec![128001, 128008, 128009]);
     // The template writes BOS itself, so chat encoding must not add a second one.
-    let ids = bundle.encode_chat(&[ChatMessage::user("Hi")], true).unwrap();
+    let ids = bundle
+        .encode_chat(&[ChatMessage::user("Hi")], true)
+        .unwrap();
     assert_eq!(ids[0], bos);
     assert_ne!(ids[1], bos);
 }
@@ -178,15 +218,28 @@ fn bundle_errors_name_the_missing_file() {
 
     // A folder without a chat template loads, and chat encoding says what is missing.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixtures().join("qwen2_5/tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("qwen2_5/tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
     let bundle = TokenizerBundle::from_model_dir(dir.path()).unwrap();
     assert!(bundle.chat_template.is_none());
     assert!(bundle.eos_token_ids.is_empty());
-    let err = bundle.encode_chat(&[ChatMessage::user("Hi")], true).unwrap_err();
+    let err = bundle
+        .encode_chat(&[ChatMessage::user("Hi")], true)
+        .unwrap_err();
     assert!(err.to_string().contains("no chat template"), "{err}");
 
     // An eos_token that is not in the vocabulary is an error naming tokenizer_config.json.
-    std::fs::write(dir.path().join("tokenizer_config.json"), r#"{"eos_token": "<|nope|>"}"#).unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"eos_token": "<|nope|>"}"#,
+    )
+    .unwrap();
     let err = TokenizerBundle::from_model_dir(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("<|nope|>") && err.to_string().contains("tokenizer_config.json"), "{err}");
+    assert!(
+        err.to_string().contains("<|nope|>") && err.to_string().contains("tokenizer_config.json"),
+        "{err}"
+    );
 }

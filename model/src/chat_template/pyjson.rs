@@ -4,6 +4,10 @@
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Value as TemplateValue};
 
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, message)
+}
+
 /// Largest `indent` accepted (templates use 2 or 4).
 const MAX_INDENT: i64 = 64;
 
@@ -22,14 +26,25 @@ pub(super) fn tojson(value: TemplateValue, kwargs: Kwargs) -> Result<TemplateVal
         Some(v) => match (v.as_i64(), v.as_str()) {
             // Templates are untrusted: a huge indent must not become a huge allocation.
             (Some(n), _) if n > MAX_INDENT => {
-                return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent is over 64"))
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: indent is over 64",
+                ))
             }
             (Some(n), _) => Some(" ".repeat(usize::try_from(n).unwrap_or(0))),
             (None, Some(s)) if s.len() > MAX_INDENT as usize => {
-                return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent is over 64"))
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: indent is over 64",
+                ))
             }
             (None, Some(s)) => Some(s.to_string()),
-            _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent must be an int or a string")),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: indent must be an int or a string",
+                ))
+            }
         },
     };
     let separators = match separators_arg {
@@ -38,7 +53,12 @@ pub(super) fn tojson(value: TemplateValue, kwargs: Kwargs) -> Result<TemplateVal
             let key = v.get_item_by_index(1)?;
             match (item.as_str(), key.as_str()) {
                 (Some(i), Some(k)) => (i.to_string(), k.to_string()),
-                _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: separators must be two strings")),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "tojson: separators must be two strings",
+                    ))
+                }
             }
         }
         // Python drops the space after "," when indenting, so lines do not end in a space.
@@ -97,12 +117,7 @@ impl JsonWriter {
                             self.write(&key, depth, &mut k)?;
                             k
                         }
-                        kind => {
-                            return Err(Error::new(
-                                ErrorKind::InvalidOperation,
-                                format!("tojson: keys must be str, int, float, bool or None, not {kind}"),
-                            ))
-                        }
+                        kind => return Err(invalid(format!("tojson: a {kind} key"))),
                     };
                     pairs.push((key, item));
                 }
@@ -188,7 +203,11 @@ fn python_float_repr(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     // `{:e}` gives the shortest round-trip digits: "1.5e-7", "-1e16", "0e0".
     let sci = format!("{f:e}");
@@ -207,7 +226,6 @@ fn python_float_repr(f: f64) -> String {
     }
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -221,8 +239,10 @@ mod tests {
 
     #[test]
     fn tojson_matches_python_json_dumps() {
-        let value: TemplateValue =
-            serde_json::from_str(r#"{"b": [1, 2.5, null, true], "a": "x\"y\u00e9\n", "c": {}, "d": 1e16}"#).unwrap();
+        let value: TemplateValue = serde_json::from_str(
+            r#"{"b": [1, 2.5, null, true], "a": "x\"y\u00e9\n", "c": {}, "d": 1e16}"#,
+        )
+        .unwrap();
         let ctx = minijinja::context! { v => value };
         assert_eq!(
             render_str("{{ v | tojson }}", ctx.clone()),
@@ -233,7 +253,10 @@ mod tests {
             "[\n  1,\n  2.5,\n  null,\n  true\n]"
         );
         assert_eq!(
-            render_str("{{ v | tojson(sort_keys=true, ensure_ascii=true, separators=(',', ':')) }}", ctx),
+            render_str(
+                "{{ v | tojson(sort_keys=true, ensure_ascii=true, separators=(',', ':')) }}",
+                ctx
+            ),
             r#"{"a":"x\"y\u00e9\n","b":[1,2.5,null,true],"c":{},"d":1e+16}"#
         );
     }
@@ -256,7 +279,8 @@ mod tests {
     #[test]
     fn huge_indent_is_an_error_not_an_allocation() {
         let mut env = super::super::transformers_environment();
-        env.add_template_owned("t", "{{ [1] | tojson(indent=100000000) }}".to_string()).unwrap();
+        env.add_template_owned("t", "{{ [1] | tojson(indent=100000000) }}".to_string())
+            .unwrap();
         assert!(env.get_template("t").unwrap().render(()).is_err());
     }
 }

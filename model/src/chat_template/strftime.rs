@@ -15,10 +15,28 @@ pub(super) fn strftime_now(format: String) -> Result<String, Error> {
 /// %B %a %A %%`; any other directive is an error rather than a silently wrong date.
 fn strftime(format: &str, unix_seconds: u64) -> Result<String, Error> {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
-    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     let days = unix_seconds / 86_400;
     let secs = unix_seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -55,7 +73,10 @@ fn strftime(format: &str, unix_seconds: u64) -> Result<String, Error> {
             other => {
                 return Err(Error::new(
                     ErrorKind::InvalidOperation,
-                    format!("strftime_now: unsupported directive %{}", other.map(String::from).unwrap_or_default()),
+                    format!(
+                        "strftime_now: unsupported directive %{}",
+                        other.map(String::from).unwrap_or_default()
+                    ),
                 ))
             }
         }
@@ -88,7 +109,6 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     era * 146_097 + doe - 719_468
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -99,7 +119,10 @@ mod tests {
         // 2024-07-26 15:05:09 UTC, a Friday (checked with Python).
         let t = 1_722_006_309;
         assert_eq!(strftime("%d %b %Y", t).unwrap(), "26 Jul 2024");
-        assert_eq!(strftime("%A %B %e %H:%M:%S %j %y %%", t).unwrap(), "Friday July 26 15:05:09 208 24 %");
+        assert_eq!(
+            strftime("%A %B %e %H:%M:%S %j %y %%", t).unwrap(),
+            "Friday July 26 15:05:09 208 24 %"
+        );
         assert!(strftime("%Q", t).is_err());
     }
 }

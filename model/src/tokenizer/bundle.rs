@@ -47,17 +47,19 @@ impl TokenizerBundle {
             Err(e) => return Err(e.into()),
         };
         let generation = GenerationDefaults::from_model_dir(dir)?;
-        let eos_token_ids = resolve_eos_token_ids(generation.as_ref(), config.as_ref(), &tokenizer)?;
+        let eos_token_ids =
+            resolve_eos_token_ids(generation.as_ref(), config.as_ref(), &tokenizer)?;
 
-        let bos_token_id = match config.as_ref().and_then(|c| c.bos_token.as_deref()) {
-            Some(token) => Some(tokenizer.token_to_id(token).ok_or_else(|| {
-                TokenizerError::UnknownToken {
-                    token: token.to_string(),
-                    path: config_path.clone(),
-                }
-            })?),
-            None => generation.as_ref().and_then(|g| g.bos_token_id),
-        };
+        let bos_token_id =
+            match config.as_ref().and_then(|c| c.bos_token.as_deref()) {
+                Some(token) => Some(tokenizer.token_to_id(token).ok_or_else(|| {
+                    TokenizerError::UnknownToken {
+                        token: token.to_string(),
+                        path: config_path.clone(),
+                    }
+                })?),
+                None => generation.as_ref().and_then(|g| g.bos_token_id),
+            };
         // What the post-processor really does decides, not the config's `add_bos_token` flag
         // (Llama-3 folders leave it out and still add BOS).
         let add_bos_token = match bos_token_id {
@@ -82,9 +84,11 @@ impl TokenizerBundle {
 
     /// The chat template, or an error saying the checkpoint has none.
     pub fn chat_template(&self) -> Result<&ChatTemplate, TokenizerError> {
-        self.chat_template.as_ref().ok_or_else(|| TokenizerError::NoChatTemplate {
-            origin: self.tokenizer.origin().to_string(),
-        })
+        self.chat_template
+            .as_ref()
+            .ok_or_else(|| TokenizerError::NoChatTemplate {
+                origin: self.tokenizer.origin().to_string(),
+            })
     }
 
     /// Renders `messages` with the chat template and encodes the result the way transformers'
@@ -95,7 +99,9 @@ impl TokenizerBundle {
         messages: &[M],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>, TokenizerError> {
-        let text = self.chat_template()?.render(messages, add_generation_prompt)?;
+        let text = self
+            .chat_template()?
+            .render(messages, add_generation_prompt)?;
         self.tokenizer.encode(&text, false)
     }
 

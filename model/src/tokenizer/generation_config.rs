@@ -125,10 +125,14 @@ mod tests {
     fn eos_token_id_is_an_int_or_a_list() {
         let one: GenerationDefaults = serde_json::from_str(r#"{"eos_token_id": 2}"#).unwrap();
         assert_eq!(one.eos_token_id.map(|e| e.to_vec()), Some(vec![2]));
-        let many: GenerationDefaults =
-            serde_json::from_str(r#"{"eos_token_id": [151645, 151643], "top_k": 20, "transformers_version": "4.37.0"}"#)
-                .unwrap();
-        assert_eq!(many.eos_token_id.map(|e| e.to_vec()), Some(vec![151645, 151643]));
+        let many: GenerationDefaults = serde_json::from_str(
+            r#"{"eos_token_id": [151645, 151643], "top_k": 20, "transformers_version": "4.37.0"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            many.eos_token_id.map(|e| e.to_vec()),
+            Some(vec![151645, 151643])
+        );
         assert_eq!(many.top_k, Some(20));
     }
 

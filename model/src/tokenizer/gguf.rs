@@ -126,11 +126,9 @@ impl PreTokenizerKind {
         };
         Ok(match self {
             Self::Gpt2 => byte_level_with_regex.into(),
-            Self::StarCoder => Sequence::new(vec![
-                Digits::new(true).into(),
-                byte_level_with_regex.into(),
-            ])
-            .into(),
+            Self::StarCoder => {
+                Sequence::new(vec![Digits::new(true).into(), byte_level_with_regex.into()]).into()
+            }
             Self::Llama3 => {
                 Sequence::new(vec![split(LLAMA3_PATTERN)?.into(), byte_level_only.into()]).into()
             }
@@ -216,12 +214,17 @@ pub fn build(spec: &GgufTokenizerSpec) -> Result<TokenizerBundle, TokenizerError
         {
             token.clone()
         } else {
-            token.bytes().map(|b| BYTES_TO_UNICODE[b as usize]).collect()
+            token
+                .bytes()
+                .map(|b| BYTES_TO_UNICODE[b as usize])
+                .collect()
         };
         // `id < n` and `n` fits in u32.
         let id32 = id as u32;
         if vocab.insert(text.clone(), id32).is_some() {
-            return Err(err(format!("token {id} ({text:?}) appears twice in tokenizer.ggml.tokens")));
+            return Err(err(format!(
+                "token {id} ({text:?}) appears twice in tokenizer.ggml.tokens"
+            )));
         }
         texts.push(text);
     }
@@ -277,12 +280,18 @@ pub fn build(spec: &GgufTokenizerSpec) -> Result<TokenizerBundle, TokenizerError
         .add_tokens(added(TOKEN_TYPE_USER_DEFINED, false))
         .map_err(|e| err(format!("adding user-defined tokens: {e}")))?;
 
-    let add_bos = spec.add_bos_token.unwrap_or(pre == PreTokenizerKind::Llama3);
+    let add_bos = spec
+        .add_bos_token
+        .unwrap_or(pre == PreTokenizerKind::Llama3);
     let add_eos = spec.add_eos_token.unwrap_or(false);
     if add_bos || add_eos {
         let named = |what: &str, id: Option<u32>| {
             id.map(|id| (texts[id as usize].clone(), id))
-                .ok_or_else(|| err(format!("add_{what}_token is set but there is no {what}_token_id")))
+                .ok_or_else(|| {
+                    err(format!(
+                        "add_{what}_token is set but there is no {what}_token_id"
+                    ))
+                })
         };
         let mut single = Vec::new();
         let mut special = Vec::new();
@@ -299,7 +308,13 @@ pub fn build(spec: &GgufTokenizerSpec) -> Result<TokenizerBundle, TokenizerError
         }
         let pair: Vec<String> = single
             .iter()
-            .map(|piece| if piece == "$A" { "$B:1".to_string() } else { format!("{piece}:1") })
+            .map(|piece| {
+                if piece == "$A" {
+                    "$B:1".to_string()
+                } else {
+                    format!("{piece}:1")
+                }
+            })
             .collect();
         let pair = [single.clone(), pair].concat();
         let template_err = |e: String| err(format!("BOS/EOS template: {e}"));
@@ -382,7 +397,16 @@ mod tests {
 
     /// A tiny vocabulary: bytes for "a", "b", " ", "1", merges "a b", "Ġ a", two control tokens.
     fn tiny_spec() -> GgufTokenizerSpec {
-        let tokens = ["<|endoftext|>", "<|im_end|>", "a", "b", "Ġ", "1", "ab", "Ġa"];
+        let tokens = [
+            "<|endoftext|>",
+            "<|im_end|>",
+            "a",
+            "b",
+            "Ġ",
+            "1",
+            "ab",
+            "Ġa",
+        ];
         GgufTokenizerSpec {
             model: Some("gpt2".into()),
             pre: Some("smollm".into()),
@@ -400,7 +424,10 @@ mod tests {
     fn builds_and_encodes_with_control_tokens() {
         let built = build(&tiny_spec()).unwrap();
         let tok = &built.tokenizer;
-        assert_eq!(tok.encode("ab a<|im_end|>1", true).unwrap(), vec![6, 7, 1, 5]);
+        assert_eq!(
+            tok.encode("ab a<|im_end|>1", true).unwrap(),
+            vec![6, 7, 1, 5]
+        );
         assert_eq!(tok.decode(&[6, 7, 1], true).unwrap(), "ab a");
         assert_eq!(tok.decode(&[6, 7, 1], false).unwrap(), "ab a<|im_end|>");
         assert_eq!(tok.special_token_id("<|im_end|>"), Some(1));
@@ -422,22 +449,55 @@ mod tests {
     fn bad_metadata_is_an_error_not_a_panic() {
         type Mutation = Box<dyn Fn(&mut GgufTokenizerSpec)>;
         let cases: Vec<(&str, Mutation)> = vec![
-            ("sentencepiece", Box::new(|s: &mut GgufTokenizerSpec| s.model = Some("llama".into()))),
-            ("unknown pre", Box::new(|s: &mut GgufTokenizerSpec| s.pre = Some("klingon".into()))),
-            ("no tokens", Box::new(|s: &mut GgufTokenizerSpec| s.tokens.clear())),
-            ("types length", Box::new(|s: &mut GgufTokenizerSpec| {
-                s.token_types.pop();
-            })),
-            ("bos range", Box::new(|s: &mut GgufTokenizerSpec| s.bos_token_id = Some(99))),
-            ("merge no space", Box::new(|s: &mut GgufTokenizerSpec| s.merges.push("ab".into()))),
-            ("merge unknown side", Box::new(|s: &mut GgufTokenizerSpec| s.merges.push("a z".into()))),
-            ("merge unknown result", Box::new(|s: &mut GgufTokenizerSpec| s.merges.push("b a".into()))),
-            ("duplicate token", Box::new(|s: &mut GgufTokenizerSpec| s.tokens[3] = "a".into())),
-            ("bos missing", Box::new(|s: &mut GgufTokenizerSpec| {
-                s.add_bos_token = Some(true);
-                s.bos_token_id = None;
-            })),
-            ("bad template", Box::new(|s: &mut GgufTokenizerSpec| s.chat_template = Some("{% if %}".into()))),
+            (
+                "sentencepiece",
+                Box::new(|s: &mut GgufTokenizerSpec| s.model = Some("llama".into())),
+            ),
+            (
+                "unknown pre",
+                Box::new(|s: &mut GgufTokenizerSpec| s.pre = Some("klingon".into())),
+            ),
+            (
+                "no tokens",
+                Box::new(|s: &mut GgufTokenizerSpec| s.tokens.clear()),
+            ),
+            (
+                "types length",
+                Box::new(|s: &mut GgufTokenizerSpec| {
+                    s.token_types.pop();
+                }),
+            ),
+            (
+                "bos range",
+                Box::new(|s: &mut GgufTokenizerSpec| s.bos_token_id = Some(99)),
+            ),
+            (
+                "merge no space",
+                Box::new(|s: &mut GgufTokenizerSpec| s.merges.push("ab".into())),
+            ),
+            (
+                "merge unknown side",
+                Box::new(|s: &mut GgufTokenizerSpec| s.merges.push("a z".into())),
+            ),
+            (
+                "merge unknown result",
+                Box::new(|s: &mut GgufTokenizerSpec| s.merges.push("b a".into())),
+            ),
+            (
+                "duplicate token",
+                Box::new(|s: &mut GgufTokenizerSpec| s.tokens[3] = "a".into()),
+            ),
+            (
+                "bos missing",
+                Box::new(|s: &mut GgufTokenizerSpec| {
+                    s.add_bos_token = Some(true);
+                    s.bos_token_id = None;
+                }),
+            ),
+            (
+                "bad template",
+                Box::new(|s: &mut GgufTokenizerSpec| s.chat_template = Some("{% if %}".into())),
+            ),
         ];
         for (name, mutate) in cases {
             let mut spec = tiny_spec();
@@ -448,10 +508,22 @@ mod tests {
 
     #[test]
     fn pre_tokenizer_names() {
-        assert_eq!(PreTokenizerKind::from_gguf_name("qwen2"), Some(PreTokenizerKind::Qwen2));
-        assert_eq!(PreTokenizerKind::from_gguf_name("smollm"), Some(PreTokenizerKind::StarCoder));
-        assert_eq!(PreTokenizerKind::from_gguf_name("llama-bpe"), Some(PreTokenizerKind::Llama3));
-        assert_eq!(PreTokenizerKind::from_gguf_name("gpt2"), Some(PreTokenizerKind::Gpt2));
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("qwen2"),
+            Some(PreTokenizerKind::Qwen2)
+        );
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("smollm"),
+            Some(PreTokenizerKind::StarCoder)
+        );
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("llama-bpe"),
+            Some(PreTokenizerKind::Llama3)
+        );
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("gpt2"),
+            Some(PreTokenizerKind::Gpt2)
+        );
         assert_eq!(PreTokenizerKind::from_gguf_name("default"), None);
     }
 

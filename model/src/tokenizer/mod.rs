@@ -21,8 +21,8 @@ mod stream;
 
 use std::path::{Path, PathBuf};
 
-pub use generation_config::{resolve_eos_token_ids, GenerationDefaults, TokenIds};
 pub use bundle::TokenizerBundle;
+pub use generation_config::{resolve_eos_token_ids, GenerationDefaults, TokenIds};
 pub use gguf::{GgufTokenizerSpec, PreTokenizerKind};
 pub use stream::IncrementalDecoder;
 
@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn missing_file_error_names_the_path() {
         let err = Tokenizer::from_file("/nonexistent/dir/tokenizer.json").unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/dir/tokenizer.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/dir/tokenizer.json"),
+            "{err}"
+        );
     }
 
     #[test]
