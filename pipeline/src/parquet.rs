@@ -4,18 +4,33 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use polars::prelude::{DataFrame, ParquetReader, ParquetWriter, SerReader, StatisticsOptions};
+use polars::prelude::{
+    CompatLevel, DataFrame, KeyValueMetadata, ParquetReader, ParquetWriter, SchemaExt, SerReader, StatisticsOptions,
+};
 
 use crate::atomic::PendingFile;
 
 /// Writes a data frame to `dest` atomically (zstd-compressed Parquet, statistics on).
 pub fn write_parquet(df: &mut DataFrame, dest: &Path) -> Result<()> {
     let mut pending = PendingFile::create(dest)?;
-    ParquetWriter::new(pending.file())
-        .with_statistics(StatisticsOptions::default())
-        .finish(df)
-        .with_context(|| format!("cannot write Parquet {}", dest.display()))?;
+    write_frame(pending.file(), df).with_context(|| format!("cannot write Parquet {}", dest.display()))?;
     pending.commit()
+}
+
+/// Writes a data frame as Parquet to an open file.
+///
+/// polars records its newest Arrow types (`string_view`) in the file's Arrow schema; pandas
+/// cannot convert lists of those, and older readers do not know them. The Parquet data is the
+/// same either way (UTF-8 byte arrays), so we record the schema at the oldest compatibility level
+/// (`large_string`), which pandas, pyarrow and `datasets` all read.
+pub fn write_frame(file: &mut File, df: &mut DataFrame) -> Result<()> {
+    let arrow_schema = df.schema().to_arrow(CompatLevel::oldest());
+    let metadata = KeyValueMetadata::Static(vec![polars_parquet::arrow::write::schema_to_metadata_key(&arrow_schema)]);
+    ParquetWriter::new(file)
+        .with_statistics(StatisticsOptions::default())
+        .with_key_value_metadata(Some(metadata))
+        .finish(df)?;
+    Ok(())
 }
 
 /// Reads a whole Parquet file.
@@ -53,6 +68,28 @@ mod tests {
         assert_eq!(string_column(&back, "a", &path).unwrap(), vec![Some("x".into()), Some("y".into())]);
         let err = string_column(&back, "b", &path).unwrap_err().to_string();
         assert!(err.contains("column \"b\" is f64, expected strings"), "{err}");
+    }
+
+    /// The Arrow schema stored in the file is the oldest-compatibility one (`large_string`), not
+    /// polars' default (`string_view`, which pandas cannot convert inside lists; checked by hand
+    /// with pyarrow 26 and pandas 3.1).
+    #[test]
+    fn stored_arrow_schema_is_the_portable_one() {
+        use polars::prelude::{NamedFrom, Series};
+        use polars_parquet::arrow::write::schema_to_metadata_key;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let lists = Series::new("l".into(), vec![Series::new("".into(), vec!["a", "b"])]);
+        let mut df = DataFrame::new_infer_height(vec![Series::new("s".into(), ["x"]).into(), lists.into()]).unwrap();
+        write_parquet(&mut df, &path).unwrap();
+        let meta = polars_parquet::arrow::read::read_metadata(&mut File::open(&path).unwrap()).unwrap();
+        let stored: Vec<_> = meta.key_value_metadata().clone().unwrap_or_default();
+        let stored = stored.iter().find(|kv| kv.key == "ARROW:schema").and_then(|kv| kv.value.clone()).unwrap();
+        let portable = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::oldest())).value.unwrap();
+        let newest = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::newest())).value.unwrap();
+        assert_ne!(portable, newest);
+        assert_eq!(stored, portable);
+        assert!(read_parquet(&path).unwrap().equals(&df));
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use filters::{DropReason, NearDupConfig, RuleConfig};
-use polars::prelude::{Column, DataFrame, DataType, NamedFrom, ParquetWriter, PlSmallStr, Series};
+use polars::prelude::{Column, DataFrame, DataType, NamedFrom, PlSmallStr, Series};
 
 use crate::atomic::PendingFile;
 use crate::cli::DedupArgs;
+use crate::parquet::write_frame;
 use crate::dedup::{run_dedup, DedupOptions, DedupOutcome, Neighbours, PoolEntry};
 use crate::records::read_records;
 use crate::table::{percent, render};
@@ -50,11 +51,9 @@ pub fn run(args: &DedupArgs) -> Result<ExitCode> {
     // Write both tables before either appears, so a failure leaves neither half-written.
     let mut kept_file = PendingFile::create(&kept_path)?;
     let mut rejected_file = PendingFile::create(&rejected_path)?;
-    ParquetWriter::new(kept_file.file())
-        .finish(&mut kept_frame(&outcome)?)
+    write_frame(kept_file.file(), &mut kept_frame(&outcome)?)
         .with_context(|| format!("cannot write {}", kept_path.display()))?;
-    ParquetWriter::new(rejected_file.file())
-        .finish(&mut rejected_frame(&outcome)?)
+    write_frame(rejected_file.file(), &mut rejected_frame(&outcome)?)
         .with_context(|| format!("cannot write {}", rejected_path.display()))?;
     kept_file.commit()?;
     rejected_file.commit()?;
