@@ -60,7 +60,7 @@ user_secs: %U" "$BIN" dedup "$WORK/$c.jsonl" --out "$WORK/decisions-$c.jsonl" 2>
     say "## brute-force check of the Rust decisions ($c), in Rust: $VERIFY candidates against every instruction kept before each"
     RAYON_NUM_THREADS=$THREADS "$BIN" dedup "$WORK/$c.jsonl" --verify "$VERIFY" | grep -E "verif" | tee -a "$SUMMARY"
     say "## reference: Alpaca loop in Python on the first $SAMPLE instructions ($c), compared with the Rust decisions"
-    "$PY" "$HERE/ref_bench.py" dedup "$WORK/$c.jsonl" "$SAMPLE" "$WORK/decisions-$c.jsonl" | tee -a "$SUMMARY" "$WORK/ref-$c.txt"
+    "$PY" "$HERE/ref_bench.py" dedup "$WORK/$c.jsonl" "$SAMPLE" "$WORK/decisions-$c.jsonl" | tee "$WORK/ref-$c.txt" | tee -a "$SUMMARY"
     # Extrapolation: the comparisons the brute force needs on the whole corpus (counted from the
     # decisions) times the reference's measured time per comparison.
     comps=$(grep '^brute_force_comparisons:' "$SUMMARY" | tail -1 | cut -d' ' -f2)

@@ -69,6 +69,9 @@ pub struct NearDupConfig {
     pub top_k: usize,
     /// Tokenizer for ROUGE-L (reference: `rouge_score`'s).
     pub tokenizer: TokenizerMode,
+    /// Porter-stem tokens longer than 3 characters, as `rouge_score`'s `use_stemmer=True`
+    /// (reference: false).
+    pub use_stemmer: bool,
 }
 
 impl Default for NearDupConfig {
@@ -77,6 +80,7 @@ impl Default for NearDupConfig {
             threshold: 0.7,
             top_k: 10,
             tokenizer: TokenizerMode::RougeScore,
+            use_stemmer: false,
         }
     }
 }
@@ -151,7 +155,7 @@ impl NearDupIndex {
         config.validate()?;
         Ok(NearDupIndex {
             config,
-            tokenizer: Tokenizer::new(config.tokenizer),
+            tokenizer: Tokenizer::with_stemmer(config.tokenizer, config.use_stemmer),
             vocab: FxHashMap::default(),
             postings: Vec::new(),
             texts: Vec::new(),
@@ -772,8 +776,8 @@ mod tests {
             c,
             NearDupConfig {
                 threshold: 0.5,
-                top_k: 10,
-                tokenizer: TokenizerMode::Unicode
+                tokenizer: TokenizerMode::Unicode,
+                ..NearDupConfig::default()
             }
         );
         assert!(serde_json::from_str::<NearDupConfig>(r#"{"treshold": 0.5}"#).is_err());
@@ -857,7 +861,7 @@ mod tests {
         /// the batch entry points, across thresholds and k.
         #[test]
         fn index_equals_brute_force(texts in corpus(), k in 1usize..12, t in prop_oneof![Just(0.7), Just(0.5), Just(0.3), Just(0.9)]) {
-            let cfg = NearDupConfig { threshold: t, top_k: k, tokenizer: TokenizerMode::RougeScore };
+            let cfg = NearDupConfig { threshold: t, top_k: k, ..NearDupConfig::default() };
             let mut fast = NearDupIndex::new(cfg).unwrap_or_else(|e| panic!("{e}"));
             let mut batch = NearDupIndex::new(cfg).unwrap_or_else(|e| panic!("{e}"));
             let batch_out = batch.check_and_insert_batch(&texts).unwrap_or_else(|e| panic!("{e}"));

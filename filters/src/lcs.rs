@@ -75,7 +75,8 @@ struct Dense {
 }
 
 thread_local! {
-    static DENSE: std::cell::RefCell<Dense> = std::cell::RefCell::new(Dense::default());
+    static DENSE: std::cell::RefCell<Dense> =
+        const { std::cell::RefCell::new(Dense { mask: Vec::new(), slot: Vec::new() }) };
 }
 
 impl Dense {

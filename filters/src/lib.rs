@@ -8,6 +8,7 @@
 pub mod index;
 pub mod instances;
 pub mod lcs;
+pub mod porter;
 pub mod reason;
 pub mod rouge;
 pub mod rules;

@@ -83,6 +83,13 @@ impl RougeScorer {
         }
     }
 
+    /// A scorer that stems like `rouge_score`'s `use_stemmer=True` when `use_stemmer` is set.
+    pub fn with_stemmer(mode: TokenizerMode, use_stemmer: bool) -> Self {
+        RougeScorer {
+            tokenizer: Tokenizer::with_stemmer(mode, use_stemmer),
+        }
+    }
+
     /// The tokenizer in use.
     pub fn tokenizer(&self) -> Tokenizer {
         self.tokenizer
@@ -115,7 +122,15 @@ pub fn score_ids(target: &[u32], prediction: &[u32]) -> Score {
 }
 
 thread_local! {
-    static TOKEN_BUF: std::cell::RefCell<TokenBuf> = std::cell::RefCell::new(TokenBuf::default());
+    static TOKEN_BUF: std::cell::RefCell<TokenBuf> = const {
+        std::cell::RefCell::new(TokenBuf {
+            text: String::new(),
+            starts: Vec::new(),
+            ends: Vec::new(),
+            ids: Vec::new(),
+            table: Vec::new(),
+        })
+    };
 }
 
 /// Tokens of two texts packed in one string and interned to ids local to the pair, reused

@@ -34,21 +34,40 @@ pub enum TokenizerMode {
     Unicode,
 }
 
-/// A tokenizer in one [`TokenizerMode`]. Cheap to copy; holds no state.
+/// A tokenizer in one [`TokenizerMode`], optionally stemming. Cheap to copy; holds no state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokenizer {
     mode: TokenizerMode,
+    stemmer: bool,
 }
 
 impl Tokenizer {
-    /// A tokenizer in the given mode.
+    /// A tokenizer in the given mode, without stemming (`rouge_score`'s `use_stemmer=False`).
     pub fn new(mode: TokenizerMode) -> Self {
-        Tokenizer { mode }
+        Tokenizer {
+            mode,
+            stemmer: false,
+        }
+    }
+
+    /// A tokenizer that, when `use_stemmer` is set, replaces every ASCII token longer than 3
+    /// characters by its NLTK Porter stem ([`crate::porter::stem`]), as `rouge_score` does with
+    /// `use_stemmer=True`.
+    pub fn with_stemmer(mode: TokenizerMode, use_stemmer: bool) -> Self {
+        Tokenizer {
+            mode,
+            stemmer: use_stemmer,
+        }
     }
 
     /// The mode this tokenizer runs in.
     pub fn mode(&self) -> TokenizerMode {
         self.mode
+    }
+
+    /// Whether tokens are stemmed.
+    pub fn stems(&self) -> bool {
+        self.stemmer
     }
 
     /// Splits `text` into owned tokens.
@@ -58,8 +77,27 @@ impl Tokenizer {
         out
     }
 
-    /// Calls `f` on every token of `text`, in order, without allocating per token.
-    pub fn for_each_token(&self, text: &str, f: impl FnMut(&str)) {
+    /// Calls `f` on every token of `text`, in order, without allocating per token (except for
+    /// stems).
+    pub fn for_each_token(&self, text: &str, mut f: impl FnMut(&str)) {
+        if self.stemmer {
+            let stemmed = |t: &str| {
+                if t.len() > 3 && t.is_ascii() {
+                    let s = crate::porter::stem(t);
+                    // rouge_score drops tokens that are no longer valid; stems of [a-z0-9]+
+                    // words are never empty, but the check costs nothing.
+                    if !s.is_empty() {
+                        f(&s);
+                    }
+                } else {
+                    f(t);
+                }
+            };
+            return match self.mode {
+                TokenizerMode::RougeScore => rouge_score_tokens(text, stemmed),
+                TokenizerMode::Unicode => unicode_tokens(text, stemmed),
+            };
+        }
         match self.mode {
             TokenizerMode::RougeScore => rouge_score_tokens(text, f),
             TokenizerMode::Unicode => unicode_tokens(text, f),
