@@ -41,28 +41,30 @@ pub fn lcs_dp<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 
 /// LCS length of two token-id sequences, bit-parallel. The shorter sequence is the pattern.
 ///
-/// Pattern masks are found by a branch-free scan for tiny inputs, through a per-thread table
-/// indexed by token id when ids are small (interned ids are), and by binary search otherwise.
+/// Pattern masks are found through a per-thread table indexed by token id when ids are small
+/// (interned ids are), otherwise by a scan of the pattern (at most 64 tokens) or binary search.
 pub fn lcs_len(a: &[u32], b: &[u32]) -> usize {
     let (p, t) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     if p.is_empty() {
         return 0;
     }
-    let max_id = p.iter().copied().max().unwrap_or(0);
-    if p.len() <= 64 && (max_id >= DENSE_LIMIT || p.len() * t.len() <= SCAN_MAX) {
-        return lcs_short(p, t);
+    if p.len() <= 64 {
+        let dense = DENSE.with(|d| d.try_borrow_mut().ok().and_then(|mut d| d.lcs_word(p, t)));
+        return dense.unwrap_or_else(|| lcs_short(p, t));
     }
+    let max_id = p.iter().copied().max().unwrap_or(0);
     if max_id < DENSE_LIMIT {
-        return DENSE.with(|d| match d.try_borrow_mut() {
-            Ok(mut d) => d.lcs(p, t, max_id),
-            Err(_) => BitPattern::from_ids(p).lcs_ids(t),
+        let dense = DENSE.with(|d| {
+            d.try_borrow_mut()
+                .ok()
+                .map(|mut d| d.lcs_words(p, t, max_id))
         });
+        if let Some(l) = dense {
+            return l;
+        }
     }
     BitPattern::from_ids(p).lcs_ids(t)
 }
-
-/// Largest `|p|·|t|` for which the scan beats the dense table.
-const SCAN_MAX: usize = 64;
 
 /// Token ids below this use the per-thread dense tables (at most 8 MiB of masks per thread).
 const DENSE_LIMIT: u32 = 1 << 20;
@@ -80,25 +82,35 @@ thread_local! {
 }
 
 impl Dense {
-    fn lcs(&mut self, p: &[u32], t: &[u32], max_id: u32) -> usize {
-        let need = max_id as usize + 1;
-        if p.len() <= 64 {
-            if self.mask.len() < need {
-                self.mask.resize(need, 0);
+    /// Single-word pattern (at most 64 tokens); `None` when an id is too large for the table.
+    fn lcs_word(&mut self, p: &[u32], t: &[u32]) -> Option<usize> {
+        for (i, &x) in p.iter().enumerate() {
+            let x = x as usize;
+            if x >= self.mask.len() {
+                if x >= DENSE_LIMIT as usize {
+                    for &y in &p[..i] {
+                        self.mask[y as usize] = 0;
+                    }
+                    return None;
+                }
+                self.mask.resize(x + 1, 0);
             }
-            for (i, &x) in p.iter().enumerate() {
-                self.mask[x as usize] |= 1u64 << i;
-            }
-            let mut v = !0u64;
-            for &y in t {
-                let m = self.mask.get(y as usize).copied().unwrap_or(0);
-                v = v.wrapping_add(v & m) | (v & !m);
-            }
-            for &x in p {
-                self.mask[x as usize] = 0;
-            }
-            return count_zeros_low(v, p.len());
+            self.mask[x] |= 1u64 << i;
         }
+        let mut v = !0u64;
+        for &y in t {
+            let m = self.mask.get(y as usize).copied().unwrap_or(0);
+            v = v.wrapping_add(v & m) | (v & !m);
+        }
+        for &x in p {
+            self.mask[x as usize] = 0;
+        }
+        Some(count_zeros_low(v, p.len()))
+    }
+
+    /// Multi-word pattern over slots, every id below `max_id + 1 <= DENSE_LIMIT`.
+    fn lcs_words(&mut self, p: &[u32], t: &[u32], max_id: u32) -> usize {
+        let need = max_id as usize + 1;
         if self.slot.len() < need {
             self.slot.resize(need, NO_SLOT);
         }
@@ -125,8 +137,8 @@ impl Dense {
     }
 }
 
-/// Single-word case: the mask of each text token is built by a branch-free scan of the pattern,
-/// which for a handful of tokens is cheaper than any lookup structure.
+/// Single-word case for ids too large for the dense table: the mask of each text token is built
+/// by a branch-free scan of the pattern.
 fn lcs_short(p: &[u32], t: &[u32]) -> usize {
     debug_assert!(!p.is_empty() && p.len() <= 64);
     let mut v = !0u64;
