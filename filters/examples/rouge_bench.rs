@@ -124,11 +124,27 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
         });
         ids
     };
-    let ids: Vec<(Vec<u32>, Vec<u32>)> =
-        pairs.iter().map(|(t, p)| (intern(t), intern(p))).collect();
+    // All ids in one flat array (as the index stores documents): pair i is
+    // flat[bounds[i].0..bounds[i].1] against flat[bounds[i].1..bounds[i].2].
+    let mut flat: Vec<u32> = Vec::new();
+    let mut bounds: Vec<(usize, usize, usize)> = Vec::with_capacity(n);
+    for (t, p) in &pairs {
+        let a = flat.len();
+        flat.extend(intern(t));
+        let b = flat.len();
+        flat.extend(intern(p));
+        bounds.push((a, b, flat.len()));
+    }
     let (passes, secs, sum_ids) = timed(min_secs, || {
-        ids.iter()
-            .map(|(t, p)| score_ids(std::hint::black_box(t), std::hint::black_box(p)).fmeasure)
+        bounds
+            .iter()
+            .map(|&(a, b, c)| {
+                score_ids(
+                    std::hint::black_box(&flat[a..b]),
+                    std::hint::black_box(&flat[b..c]),
+                )
+                .fmeasure
+            })
             .sum()
     });
     println!("pretok_pairs_per_sec: {:.0}", (passes * n) as f64 / secs);
