@@ -604,6 +604,8 @@ struct Scratch {
     slot_of: Vec<u32>,
     /// Query position bits per token id (queries of at most 64 tokens).
     mask_of: Vec<u64>,
+    /// Set while a query runs.
+    busy: bool,
 }
 
 impl Scratch {
@@ -625,7 +627,16 @@ thread_local! {
 
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut sc) => f(&mut sc),
+        Ok(mut sc) => {
+            // A query that unwound half-way would leave marks behind; never trust them.
+            if sc.busy {
+                *sc = Scratch::default();
+            }
+            sc.busy = true;
+            let r = f(&mut sc);
+            sc.busy = false;
+            r
+        }
         // Not reachable (queries do not nest); a fresh scratch is correct, only slower.
         Err(_) => f(&mut Scratch::default()),
     })

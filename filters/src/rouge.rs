@@ -232,6 +232,14 @@ mod tests {
         assert!(f_from_lcs(8, 10, 10) > 0.7);
     }
 
+    /// The reference scores Chinese 0 against everything; the Unicode mode sees the characters.
+    #[test]
+    fn unicode_mode_scores_cjk() {
+        assert_eq!(rl("写一首诗", "写一首歌"), Score::default());
+        let s = RougeScorer::new(TokenizerMode::Unicode).score("写一首诗", "写一首歌");
+        assert_eq!((s.precision, s.recall), (0.75, 0.75));
+    }
+
     #[test]
     fn f_is_symmetric() {
         for la in 1..40 {
