@@ -80,18 +80,51 @@ fn read_pairs(path: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// Runs `f` (one pass over all pairs) until `min_secs` have passed; returns (passes, seconds).
-fn timed(min_secs: f64, mut f: impl FnMut() -> f64) -> (usize, f64, f64) {
+/// CPU time of the calling thread (Linux `/proc/thread-self/schedstat`, nanoseconds), so rates
+/// can be stated per CPU second as well as per wall second on a shared machine.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+struct Timing {
+    passes: usize,
+    wall: f64,
+    cpu: Option<f64>,
+    sum: f64,
+}
+
+/// Runs `f` (one pass over all pairs) until `min_secs` of wall time have passed.
+fn timed(min_secs: f64, mut f: impl FnMut() -> f64) -> Timing {
     let start = Instant::now();
+    let cpu0 = thread_cpu_secs();
     let mut passes = 0;
     loop {
         let sum = f();
         passes += 1;
-        let secs = start.elapsed().as_secs_f64();
-        if secs >= min_secs {
-            return (passes, secs, sum);
+        let wall = start.elapsed().as_secs_f64();
+        if wall >= min_secs {
+            let cpu = cpu0.and_then(|c0| thread_cpu_secs().map(|c1| c1 - c0));
+            return Timing {
+                passes,
+                wall,
+                cpu,
+                sum,
+            };
         }
     }
+}
+
+/// Prints `<name>_pairs_per_sec` (wall), `<name>_pairs_per_cpu_sec` and `<name>_ns_per_pair`.
+fn report(name: &str, t: &Timing, n: usize) {
+    let done = (t.passes * n) as f64;
+    println!("{name}_pairs_per_sec: {:.0}", done / t.wall);
+    if let Some(cpu) = t.cpu {
+        println!("{name}_pairs_per_cpu_sec: {:.0}", done / cpu);
+        println!("{name}_cpu_ns_per_pair: {:.1}", cpu * 1e9 / done);
+    }
+    println!("{name}_ns_per_pair: {:.1}", t.wall * 1e9 / done);
 }
 
 fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
@@ -100,7 +133,7 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
     println!("pairs: {n}");
 
     let scorer = RougeScorer::new(TokenizerMode::RougeScore);
-    let (passes, secs, sum_raw) = timed(min_secs, || {
+    let raw = timed(min_secs, || {
         pairs
             .iter()
             .map(|(t, p)| {
@@ -110,8 +143,7 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
             })
             .sum()
     });
-    println!("raw_pairs_per_sec: {:.0}", (passes * n) as f64 / secs);
-    println!("raw_ns_per_pair: {:.1}", secs * 1e9 / (passes * n) as f64);
+    report("raw", &raw, n);
 
     // Intern every text once, as the index does, then time only the scoring.
     let tok = Tokenizer::new(TokenizerMode::RougeScore);
@@ -135,7 +167,7 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
         flat.extend(intern(p));
         bounds.push((a, b, flat.len()));
     }
-    let (passes, secs, sum_ids) = timed(min_secs, || {
+    let pretok = timed(min_secs, || {
         bounds
             .iter()
             .map(|&(a, b, c)| {
@@ -147,11 +179,20 @@ fn pairs(path: &str, min_secs: f64) -> Result<(), String> {
             })
             .sum()
     });
-    println!("pretok_pairs_per_sec: {:.0}", (passes * n) as f64 / secs);
-    println!(
-        "pretok_ns_per_pair: {:.1}",
-        secs * 1e9 / (passes * n) as f64
-    );
+    let lcs_only = timed(min_secs, || {
+        bounds
+            .iter()
+            .map(|&(a, b, c)| {
+                lcs_len(
+                    std::hint::black_box(&flat[a..b]),
+                    std::hint::black_box(&flat[b..c]),
+                ) as f64
+            })
+            .sum()
+    });
+    report("pretok", &pretok, n);
+    report("pretok_lcs_only", &lcs_only, n);
+    let (sum_raw, sum_ids) = (raw.sum, pretok.sum);
     println!("sum_f: {sum_raw:?}");
     if sum_raw != sum_ids {
         return Err(format!(
