@@ -3,4 +3,5 @@
 //! Not built yet: this crate is a workspace member so the layout is in place; the model issue fills it.
 
 pub mod chat_template;
+pub mod gguf;
 pub mod tokenizer;
