@@ -65,7 +65,9 @@ user_secs: %U" "$BIN" dedup "$WORK/$c.jsonl" --out "$WORK/decisions-$c.jsonl" 2>
     # decisions) times the reference's measured time per comparison.
     comps=$(grep '^brute_force_comparisons:' "$SUMMARY" | tail -1 | cut -d' ' -f2)
     per=$(grep '^ref_us_per_comparison:' "$WORK/ref-$c.txt" | cut -d' ' -f2)
-    say "ref_extrapolated_secs_single_core: $(python3 -c "print(round($comps * $per / 1e6, 1))") (= $comps comparisons x $per us)"
+    cpu=$(grep '^ref_cpu_us_per_comparison:' "$WORK/ref-$c.txt" | cut -d' ' -f2)
+    say "ref_extrapolated_wall_secs_single_core: $(python3 -c "print(round($comps * $per / 1e6, 1))") (= $comps comparisons x $per us wall)"
+    say "ref_extrapolated_cpu_secs_single_core: $(python3 -c "print(round($comps * $cpu / 1e6, 1))") (= $comps comparisons x $cpu us CPU)"
 done
 say "# load after: $(uptime | sed 's/.*load average/load average/')"
 echo "summary: $SUMMARY"
