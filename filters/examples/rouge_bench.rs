@@ -5,11 +5,13 @@
 //!     PAIRS.jsonl: one [target, prediction] (more fields ignored) per line. Times
 //!     (1) RougeScorer::score on raw strings (tokenization included) and
 //!     (2) score_ids on sequences interned once beforehand (the index's hot loop),
-//!     single thread; prints pairs/s and the sum of F (to cross-check with Python).
-//! rouge_bench dedup  CORPUS [--seeds N] [--verify N] [--out DECISIONS.jsonl]
+//!     single thread; prints pairs per wall and per CPU second, and the sum of F (to
+//!     cross-check with Python).
+//! rouge_bench dedup  CORPUS [--seeds N] [--top-k K] [--verify N|all] [--out DECISIONS.jsonl]
 //!     CORPUS: JSONL with {"instruction"} per line, or a JSON list of {"instruction", ...}.
 //!     Greedy insert-time dedup of every instruction with NearDupIndex (batch API, rayon pool:
 //!     set RAYON_NUM_THREADS). --seeds N pre-loads the first N instructions unchecked.
+//!     --top-k K sets how many neighbours are reported exactly (default 10; 1 = decision only).
 //!     --verify N re-derives N evenly spaced decisions by brute force (every kept instruction
 //!     before it) and checks decision, max and top-k; `--verify all` checks every one.
 //! ```
@@ -47,10 +49,14 @@ fn run() -> Result<(), String> {
         }
         (Some("dedup"), Some(path)) => {
             let seeds: usize = flag("--seeds").map_or(Ok(0), |s| s.parse().map_err(|e| format!("--seeds: {e}")))?;
+            let top_k: usize = flag("--top-k").map_or(Ok(10), |s| s.parse().map_err(|e| format!("--top-k: {e}")))?;
             let verify = flag("--verify");
-            dedup(path, seeds, verify.as_deref(), flag("--out").as_deref())
+            dedup(path, seeds, top_k, verify.as_deref(), flag("--out").as_deref())
         }
-        _ => Err("usage: rouge_bench pairs PAIRS.jsonl | dedup CORPUS [--seeds N] [--verify N|all] [--out FILE]".into()),
+        _ => Err(
+            "usage: rouge_bench pairs PAIRS.jsonl | dedup CORPUS [--seeds N] [--top-k K] [--verify N|all] [--out FILE]"
+                .into(),
+        ),
     }
 }
 
@@ -229,12 +235,21 @@ fn read_corpus(path: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn dedup(path: &str, seeds: usize, verify: Option<&str>, out: Option<&str>) -> Result<(), String> {
+fn dedup(
+    path: &str,
+    seeds: usize,
+    top_k: usize,
+    verify: Option<&str>,
+    out: Option<&str>,
+) -> Result<(), String> {
     let texts = read_corpus(path)?;
     let seeds = seeds.min(texts.len());
     println!("instructions: {}", texts.len());
     println!("threads: {}", rayon::current_num_threads());
-    let cfg = NearDupConfig::default();
+    let cfg = NearDupConfig {
+        top_k,
+        ..NearDupConfig::default()
+    };
     let start = Instant::now();
     let mut index = NearDupIndex::new(cfg).map_err(|e| e.to_string())?;
     index.extend(&texts[..seeds]).map_err(|e| e.to_string())?;
