@@ -4,7 +4,8 @@
 //! (`tokenizer.ggml.tokens`), the merges (`tokenizer.ggml.merges`), a type per token
 //! (`tokenizer.ggml.token_type`: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
 //! 6 byte) and the name of the pre-tokenizer (`tokenizer.ggml.pre`). [`build`] turns those into
-//! the same `tokenizers` pipeline the checkpoint's original `tokenizer.json` describes:
+//! the same `tokenizers` pipeline the checkpoint's original `tokenizer.json` describes
+//! ([`GgufTokenizerSpec::from_metadata`] reads the keys from [`crate::gguf::Metadata`]):
 //!
 //! | `tokenizer.ggml.pre`                   | pre-tokenizer (as in the HF `tokenizer.json`)        |
 //! |----------------------------------------|------------------------------------------------------|

@@ -17,6 +17,7 @@
 mod bundle;
 mod generation_config;
 pub mod gguf;
+mod gguf_metadata;
 mod stream;
 
 use std::path::{Path, PathBuf};
