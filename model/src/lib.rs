@@ -1,7 +1,33 @@
 //! Qwen-architecture language model in burn (see ../shared/DESIGN.md, "Model").
 //!
-//! Not built yet: this crate is a workspace member so the layout is in place; the model issue fills it.
+//! Read bottom-up: [`config`] -> [`norm`], [`rope`], [`mlp`], [`attention`] -> [`layer`] ->
+//! [`model`] (whose module doc lists every architecture feature and the test that pins it);
+//! [`weights`] and [`load`] read Hugging Face checkpoints; [`cache`] and [`generate`] decode.
 
+pub mod attention;
+pub mod batch;
+pub mod cache;
 pub mod chat_template;
+pub mod config;
+pub mod engine;
+pub mod generate;
 pub mod gguf;
+pub mod layer;
+pub mod linear;
+pub mod load;
+pub mod mlp;
+pub mod model;
+pub mod norm;
+pub mod rope;
+pub mod sampler;
 pub mod tokenizer;
+pub mod weights;
+
+#[cfg(test)]
+mod testutil;
+
+pub use cache::KvCache;
+pub use config::{Config, ConfigError};
+pub use load::load_checkpoint;
+pub use model::{ForwardError, Model};
+pub use weights::LoadError;

@@ -1,0 +1,207 @@
+//! Batched generation with continuous refill: many requests of different lengths decode
+//! together; when a sequence finishes, its row leaves the batch and the next waiting request is
+//! prefilled into it, so the batch stays full.
+//!
+//! Each request is prefilled alone (one forward over its prompt); its `n` samples share that
+//! prefill and decode as `n` rows. Sample `i` of a request draws from the random stream seeded
+//! with `seed + i`, so output depends only on the request, never on its batch neighbours.
+
+use std::collections::VecDeque;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::batch::SlotCache;
+use crate::generate::FinishReason;
+use crate::model::{ForwardError, Model};
+use crate::sampler::{Sampler, SamplingError, SamplingParams};
+
+/// One prompt to continue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRequest {
+    pub prompt: Vec<u32>,
+    pub sampling: SamplingParams,
+    pub max_new_tokens: usize,
+    /// Token ids that end a sequence (EOS); the stopping token is kept in `tokens`.
+    pub stop_token_ids: Vec<u32>,
+    /// Strings that end a sequence; checked on the decoded text, which is cut before the match.
+    pub stop: Vec<String>,
+    /// Number of samples to draw (each with seed `sampling.seed + i`).
+    pub n: usize,
+}
+
+impl GenerationRequest {
+    pub fn new(prompt: Vec<u32>, max_new_tokens: usize) -> Self {
+        Self { prompt, sampling: SamplingParams::default(), max_new_tokens, stop_token_ids: Vec::new(), stop: Vec::new(), n: 1 }
+    }
+}
+
+/// One finished sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Generated token ids only.
+    pub tokens: Vec<u32>,
+    /// Decoded text, cut before the stop string (only when a decoder was given).
+    pub text: Option<String>,
+    pub finish_reason: FinishReason,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("request {request}: {source}")]
+    Sampling { request: usize, source: SamplingError },
+    #[error("request {request}: {source}")]
+    Forward { request: usize, source: ForwardError },
+    #[error("request {request}: stop strings need a detokenizer")]
+    NoDecoder { request: usize },
+    #[error("max_batch must be at least 1")]
+    BatchSize,
+}
+
+/// Turns generated ids into text (for stop strings and `Completion::text`).
+pub type Decoder<'a> = &'a dyn Fn(&[u32]) -> String;
+
+struct Row {
+    request: usize,
+    sample: usize,
+    sampler: Sampler,
+    tokens: Vec<u32>,
+}
+
+/// Generate for every request; returns, per request in input order, its `n` completions.
+pub fn generate<B: Backend>(
+    model: &Model<B>,
+    requests: &[GenerationRequest],
+    max_batch: usize,
+    decoder: Option<Decoder<'_>>,
+) -> Result<Vec<Vec<Completion>>, GenerateError> {
+    if max_batch == 0 {
+        return Err(GenerateError::BatchSize);
+    }
+    for (i, r) in requests.iter().enumerate() {
+        r.sampling.validate().map_err(|source| GenerateError::Sampling { request: i, source })?;
+        if !r.stop.is_empty() && decoder.is_none() {
+            return Err(GenerateError::NoDecoder { request: i });
+        }
+        // Surface bad prompts before any work is done.
+        model.tokens(&[&r.prompt]).map_err(|source| GenerateError::Forward { request: i, source })?;
+    }
+    let mut results: Vec<Vec<Option<Completion>>> = requests.iter().map(|r| vec![None; r.n]).collect();
+    // (request, first sample not yet started)
+    let mut waiting: VecDeque<(usize, usize)> = (0..requests.len()).map(|i| (i, 0)).collect();
+    let mut prefilled: Option<(usize, crate::cache::KvCache<B>, Vec<f32>)> = None;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut cache = SlotCache::<B>::new();
+    let mut next_tokens: Vec<u32> = Vec::new();
+
+    loop {
+        // Refill: start waiting samples while there is room.
+        while rows.len() < max_batch {
+            let Some(&(req, first)) = waiting.front() else { break };
+            let r = &requests[req];
+            if first >= r.n {
+                waiting.pop_front();
+                continue;
+            }
+            let fwd = |source| GenerateError::Forward { request: req, source };
+            if prefilled.as_ref().is_none_or(|p| p.0 != req) {
+                let mut kv = model.new_cache();
+                let logits = model.forward(model.tokens(&[&r.prompt]).map_err(fwd)?, &mut kv).map_err(fwd)?;
+                prefilled = Some((req, kv, last_row(logits)));
+            }
+            let Some((_, kv, logits)) = prefilled.as_ref() else { break };
+            let take = (r.n - first).min(max_batch - rows.len());
+            let mut pushed = 0;
+            for sample in first..first + take {
+                let mut sampler = Sampler::new(SamplingParams { seed: r.sampling.seed.wrapping_add(sample as u64), ..r.sampling.clone() });
+                if r.max_new_tokens == 0 {
+                    results[req][sample] = Some(finish(Vec::new(), FinishReason::Length, decoder));
+                    continue;
+                }
+                let token = sampler.sample(&mut logits.clone());
+                let row = Row { request: req, sample, sampler, tokens: vec![token] };
+                match check_done(r, &row.tokens, decoder) {
+                    Some(done) => results[req][sample] = Some(done),
+                    None => {
+                        rows.push(row);
+                        next_tokens.push(token);
+                        pushed += 1;
+                    }
+                }
+            }
+            if pushed > 0 {
+                cache.push(kv, pushed).map_err(fwd)?;
+            }
+            if let Some(w) = waiting.front_mut() {
+                w.1 = first + take;
+            }
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let logits = model
+            .forward_slots(&next_tokens, &mut cache)
+            .map_err(|source| GenerateError::Forward { request: rows[0].request, source })?;
+        let [n_rows, vocab] = logits.dims();
+        let flat = to_f32(logits);
+        let mut keep = Vec::with_capacity(n_rows);
+        let mut still = Vec::with_capacity(n_rows);
+        next_tokens.clear();
+        for (i, mut row) in rows.into_iter().enumerate() {
+            let mut l = flat[i * vocab..(i + 1) * vocab].to_vec();
+            let token = row.sampler.sample(&mut l);
+            row.tokens.push(token);
+            match check_done(&requests[row.request], &row.tokens, decoder) {
+                Some(done) => results[row.request][row.sample] = Some(done),
+                None => {
+                    keep.push(i);
+                    next_tokens.push(token);
+                    still.push(row);
+                }
+            }
+        }
+        rows = still;
+        cache.retain(&keep);
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.into_iter().map(|c| c.unwrap_or_else(|| finish(Vec::new(), FinishReason::Length, None))).collect())
+        .collect())
+}
+
+/// `Some(completion)` when `tokens` (generated so far) end the sequence.
+fn check_done(r: &GenerationRequest, tokens: &[u32], decoder: Option<Decoder<'_>>) -> Option<Completion> {
+    let last = *tokens.last()?;
+    if r.stop_token_ids.contains(&last) {
+        return Some(finish(tokens.to_vec(), FinishReason::Stop, decoder));
+    }
+    if let (false, Some(decode)) = (r.stop.is_empty(), decoder) {
+        let text = decode(tokens);
+        if let Some(cut) = r.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
+            return Some(Completion { tokens: tokens.to_vec(), text: Some(text[..cut].to_string()), finish_reason: FinishReason::Stop });
+        }
+    }
+    if tokens.len() >= r.max_new_tokens {
+        return Some(finish(tokens.to_vec(), FinishReason::Length, decoder));
+    }
+    None
+}
+
+fn finish(tokens: Vec<u32>, finish_reason: FinishReason, decoder: Option<Decoder<'_>>) -> Completion {
+    let text = decoder.map(|d| d(&tokens));
+    Completion { tokens, text, finish_reason }
+}
+
+fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    let data = t.into_data();
+    match data.to_vec::<f32>() {
+        Ok(v) => v,
+        Err(_) => data.convert::<f32>().to_vec::<f32>().unwrap_or_default(),
+    }
+}
+
+/// The last position's logits of `[1, seq, vocab]`.
+fn last_row<B: Backend>(logits: Tensor<B, 3>) -> Vec<f32> {
+    let [_, s, v] = logits.dims();
+    to_f32(logits.slice([0..1, s - 1..s, 0..v]))
+}

@@ -1,0 +1,107 @@
+//! Equality with transformers on the tiny checkpoints of `tests/fixtures/models`
+//! (regenerate with `tests/fixtures/models/make_fixtures.py`): logits for every position within
+//! 1e-4, and identical greedy continuations with and without the KV cache.
+
+use std::path::PathBuf;
+
+use burn::backend::Flex;
+use model::config::{AttentionImpl, Config};
+use model::generate::{greedy, greedy_no_cache};
+use model::load::{load_checkpoint, load_weights};
+use model::Model;
+
+type B = Flex;
+
+const TOLERANCE: f32 = 1e-4;
+
+#[derive(serde::Deserialize)]
+struct Golden {
+    input_ids: Vec<u32>,
+    logits_shape: [usize; 2],
+    logits_file: String,
+    greedy_prompt: Vec<u32>,
+    greedy_cached: Vec<u32>,
+    greedy_nocache: Vec<u32>,
+}
+
+fn fixture_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name)
+}
+
+fn golden(name: &str) -> (Golden, Vec<f32>) {
+    let dir = fixture_dir(name);
+    let g: Golden = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join(&g.logits_file)).unwrap();
+    let logits: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    assert_eq!(logits.len(), g.logits_shape[0] * g.logits_shape[1]);
+    (g, logits)
+}
+
+/// Max |logit difference| over every position and vocabulary entry.
+fn logit_diff(model: &Model<B>, g: &Golden, expected: &[f32]) -> f32 {
+    let logits = model.logits(&g.input_ids).unwrap();
+    assert_eq!(logits.dims(), g.logits_shape);
+    let got = logits.into_data().to_vec::<f32>().unwrap();
+    got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+fn check(name: &str) {
+    let device = Default::default();
+    let (g, expected) = golden(name);
+    let (_, model) = load_checkpoint::<B>(&fixture_dir(name), &device).unwrap();
+    let diff = logit_diff(&model, &g, &expected);
+    eprintln!("{name}: max |logit diff| = {diff:e}");
+    assert!(diff < TOLERANCE, "{name}: max |logit diff| {diff}");
+    let n = g.greedy_cached.len();
+    let nocache = greedy_no_cache(&model, &g.greedy_prompt, n, &[]).unwrap();
+    assert_eq!(nocache.tokens, g.greedy_nocache, "{name}: greedy without cache");
+    let cached = greedy(&model, &g.greedy_prompt, n, &[]).unwrap();
+    assert_eq!(cached.tokens, g.greedy_cached, "{name}: greedy with cache");
+}
+
+#[test]
+fn qwen2_gqa4_untied() {
+    check("qwen2_gqa4_untied");
+}
+
+#[test]
+fn qwen2_mha_tied() {
+    check("qwen2_mha_tied");
+}
+
+#[test]
+fn qwen2_sliding_window() {
+    check("qwen2_sliding_window");
+}
+
+#[test]
+fn qwen2_dynamic_rope() {
+    check("qwen2_dynamic_rope");
+}
+
+#[test]
+fn qwen3_qk_norm() {
+    check("qwen3_qk_norm");
+}
+
+#[test]
+fn llama_gqa2_sharded() {
+    check("llama_gqa2_sharded");
+}
+
+#[test]
+fn fused_attention_matches_transformers() {
+    let device = Default::default();
+    for name in ["qwen2_sliding_window", "qwen3_qk_norm", "llama_gqa2_sharded"] {
+        let dir = fixture_dir(name);
+        let mut config = Config::from_file(&dir.join("config.json")).unwrap();
+        config.attention_implementation = AttentionImpl::Fused;
+        let model = load_weights::<B>(&dir, &config, &device).unwrap();
+        let (g, expected) = golden(name);
+        let diff = logit_diff(&model, &g, &expected);
+        eprintln!("{name} (fused): max |logit diff| = {diff:e}");
+        assert!(diff < TOLERANCE, "{name} fused: {diff}");
+        let cached = greedy(&model, &g.greedy_prompt, g.greedy_cached.len(), &[]).unwrap();
+        assert_eq!(cached.tokens, g.greedy_cached, "{name} fused greedy");
+    }
+}
