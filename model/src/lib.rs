@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cache;
 pub mod chat_template;
 pub mod config;
+pub mod device;
 pub mod engine;
 pub mod generate;
 pub mod gguf;
