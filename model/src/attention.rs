@@ -91,7 +91,10 @@ impl<B: Backend> Attention<B> {
         let device = x.device();
         let (mut q, k, v) = self.project(x, rope);
         let kv = match past {
-            Some(p) => LayerKv { k: Tensor::cat(vec![p.k, k], 2), v: Tensor::cat(vec![p.v, v], 2) },
+            Some(p) => LayerKv {
+                k: Tensor::cat(vec![p.k, k], 2),
+                v: Tensor::cat(vec![p.v, v], 2),
+            },
             None => LayerKv { k, v },
         };
         let t = kv.k.dims()[2];
@@ -102,34 +105,55 @@ impl<B: Backend> Attention<B> {
                 q = q * Tensor::<B, 4>::from_data(TensorData::new(f, [1, 1, s, 1]), &device);
             }
         }
-        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(causal_mask(start, s, cfg.window), [s, t]), &device);
+        let mask = Tensor::<B, 2, Bool>::from_data(
+            TensorData::new(causal_mask(start, s, cfg.window), [s, t]),
+            &device,
+        );
         let out = self.attend(q, kv.k.clone(), kv.v.clone(), mask.reshape([1, 1, s, t]));
         (out, kv)
     }
 
     /// Project and rotate: `x` `[batch, seq, hidden]` -> q `[batch, heads, seq, head_dim]`,
     /// k and v `[batch, kv_heads, seq, head_dim]`. `rope` broadcasts to `[batch, 1, seq, head_dim]`.
-    pub(crate) fn project(&self, x: Tensor<B, 3>, rope: &RopeTables<B>) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
+    pub(crate) fn project(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
         let cfg = &self.settings;
         let [b, s, _] = x.dims();
         let (h, kvh, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         // [b, s, h * d] -> [b, s, h, d] (per-head norm here, as Qwen3) -> [b, h, s, d]
         let mut q = self.q_proj.forward(x.clone()).reshape([b, s, h, d]);
         let mut k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, d]);
-        let v = self.v_proj.forward(x).reshape([b, s, kvh, d]).swap_dims(1, 2);
+        let v = self
+            .v_proj
+            .forward(x)
+            .reshape([b, s, kvh, d])
+            .swap_dims(1, 2);
         if let Some(norm) = &self.q_norm {
             q = norm.forward(q);
         }
         if let Some(norm) = &self.k_norm {
             k = norm.forward(k);
         }
-        (apply_rotary(q.swap_dims(1, 2), rope), apply_rotary(k.swap_dims(1, 2), rope), v)
+        (
+            apply_rotary(q.swap_dims(1, 2), rope),
+            apply_rotary(k.swap_dims(1, 2), rope),
+            v,
+        )
     }
 
     /// Attention of `q` `[batch, heads, s, d]` over `k`, `v` `[batch, kv_heads, t, d]` with
     /// `mask` (`true` = hidden) broadcastable to `[batch, 1, s, t]`, then `o_proj`:
     /// returns `[batch, s, hidden]`.
-    pub(crate) fn attend(&self, q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, mask: Tensor<B, 4, Bool>) -> Tensor<B, 3> {
+    pub(crate) fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: Tensor<B, 4, Bool>,
+    ) -> Tensor<B, 3> {
         let cfg = &self.settings;
         let [b, h, s, d] = q.dims();
         let t = k.dims()[2];
@@ -153,12 +177,17 @@ impl<B: Backend> Attention<B> {
                 softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).matmul(v)
             }
             AttentionImpl::Fused => {
-                let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+                let options = AttentionModuleOptions {
+                    scale: Some(scale),
+                    softcap: None,
+                    is_causal: false,
+                };
                 attention(q, k, v, Some(mask), None, options)
             }
         };
         // [b, h, s, d] -> [b, s, h * d]
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * d]))
+        self.o_proj
+            .forward(out.swap_dims(1, 2).reshape([b, s, h * d]))
     }
 }
 

@@ -1,13 +1,26 @@
 use super::*;
 use crate::config::RopeScaling;
 use crate::rope::Rope;
-use crate::testutil::{max_abs_diff, rand_linear, rand_vec, linear_from, randn};
+use crate::testutil::{linear_from, max_abs_diff, rand_linear, rand_vec, randn};
 use burn::backend::Flex;
 
 type B = Flex;
 
-fn settings(h: usize, kvh: usize, window: Option<usize>, logn: Option<usize>, imp: AttentionImpl) -> AttentionSettings {
-    AttentionSettings { num_heads: h, num_kv_heads: kvh, head_dim: 8, window, logn_train_len: logn, implementation: imp }
+fn settings(
+    h: usize,
+    kvh: usize,
+    window: Option<usize>,
+    logn: Option<usize>,
+    imp: AttentionImpl,
+) -> AttentionSettings {
+    AttentionSettings {
+        num_heads: h,
+        num_kv_heads: kvh,
+        head_dim: 8,
+        window,
+        logn_train_len: logn,
+        implementation: imp,
+    }
 }
 
 fn attn(s: AttentionSettings, seed: u64) -> Attention<B> {
@@ -25,8 +38,17 @@ fn attn(s: AttentionSettings, seed: u64) -> Attention<B> {
 }
 
 fn tables(start: usize, s: usize) -> RopeTables<B> {
-    let rope = Rope { dim: 8, theta: 10000.0, scaling: RopeScaling::None, max_position_embeddings: 64 };
-    rope.tables(&(start..start + s).collect::<Vec<_>>(), start + s, &Default::default())
+    let rope = Rope {
+        dim: 8,
+        theta: 10000.0,
+        scaling: RopeScaling::None,
+        max_position_embeddings: 64,
+    };
+    rope.tables(
+        &(start..start + s).collect::<Vec<_>>(),
+        start + s,
+        &Default::default(),
+    )
 }
 
 fn run(a: &Attention<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -46,7 +68,10 @@ fn window_mask() {
     ];
     assert_eq!(m, expect.concat());
     // Decoding position 5 with a cache of 5: keys 4 and 5 visible.
-    assert_eq!(causal_mask(5, 1, Some(2)), vec![true, true, true, true, false, false]);
+    assert_eq!(
+        causal_mask(5, 1, Some(2)),
+        vec![true, true, true, true, false, false]
+    );
     assert_eq!(causal_mask(2, 1, None), vec![false, false, false]);
 }
 
@@ -70,7 +95,10 @@ fn logn_scales_queries_past_train_len() {
     let x = randn::<B, 3>([1, 8, 16], &dev);
     let with = attn(settings(2, 2, None, Some(4), AttentionImpl::Plain), 1);
     let without = attn(settings(2, 2, None, None, AttentionImpl::Plain), 1);
-    let w = rand_vec(16 * 16, 1).iter().map(|v| v * 1.5).collect::<Vec<_>>();
+    let w = rand_vec(16 * 16, 1)
+        .iter()
+        .map(|v| v * 1.5)
+        .collect::<Vec<_>>();
     let b = rand_vec(16, 2).iter().map(|v| v * 1.5).collect::<Vec<_>>();
     let mut scaled = attn(settings(2, 2, None, None, AttentionImpl::Plain), 1);
     scaled.q_proj = linear_from(&w, [16, 16], Some(&b), &dev);
@@ -82,7 +110,10 @@ fn logn_scales_queries_past_train_len() {
         assert!(max_abs_diff(row(&y, i), row(&y0, i)) < 1e-6);
     }
     assert!(max_abs_diff(row(&y, 7), row(&ys, 7)) < 1e-5);
-    assert!(max_abs_diff(row(&y, 7), row(&y0, 7)) > 1e-4, "scaling had no effect");
+    assert!(
+        max_abs_diff(row(&y, 7), row(&y0, 7)) > 1e-4,
+        "scaling had no effect"
+    );
 }
 
 #[test]
@@ -123,7 +154,12 @@ fn cached_chunks_equal_one_pass() {
         let x = randn::<B, 3>([1, 7, 16], &dev);
         let full = run(&a, x.clone());
         let (y1, kv) = a.forward(x.clone().slice([0..1, 0..5, 0..16]), &tables(0, 5), 0, None);
-        let (y2, kv) = a.forward(x.clone().slice([0..1, 5..6, 0..16]), &tables(5, 1), 5, Some(kv));
+        let (y2, kv) = a.forward(
+            x.clone().slice([0..1, 5..6, 0..16]),
+            &tables(5, 1),
+            5,
+            Some(kv),
+        );
         let (y3, kv) = a.forward(x.slice([0..1, 6..7, 0..16]), &tables(6, 1), 6, Some(kv));
         assert_eq!(kv.k.dims(), [1, 2, 7, 8]);
         let chunked = Tensor::cat(vec![y1, y2, y3], 1);

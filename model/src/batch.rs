@@ -23,7 +23,10 @@ pub struct SlotCache<B: Backend> {
 
 impl<B: Backend> SlotCache<B> {
     pub fn new() -> Self {
-        Self { layers: Vec::new(), lens: Vec::new() }
+        Self {
+            layers: Vec::new(),
+            lens: Vec::new(),
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -55,11 +58,18 @@ impl<B: Backend> SlotCache<B> {
     /// Append `copies` rows that continue the single sequence cached in `prefill`.
     pub fn push(&mut self, prefill: &KvCache<B>, copies: usize) -> Result<(), ForwardError> {
         if !self.layers.is_empty() && prefill.num_layers() != self.layers.len() {
-            return Err(ForwardError::CacheLayers { expected: self.layers.len(), found: prefill.num_layers() });
+            return Err(ForwardError::CacheLayers {
+                expected: self.layers.len(),
+                found: prefill.num_layers(),
+            });
         }
         let len = prefill.len();
         self.reserve(len + 1);
-        let cap = if self.layers.is_empty() { (len + 1).max(16) } else { self.capacity() };
+        let cap = if self.layers.is_empty() {
+            (len + 1).max(16)
+        } else {
+            self.capacity()
+        };
         let fresh = self.layers.is_empty();
         for i in 0..prefill.num_layers() {
             let kv = prefill.layer(i).ok_or(ForwardError::Empty)?;
@@ -89,7 +99,10 @@ impl<B: Backend> SlotCache<B> {
         }
         let device = self.layers[0].k.device();
         let idx: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
-        let idx = Tensor::<B, 1, burn::tensor::Int>::from_data(TensorData::new(idx, [keep.len()]), &device);
+        let idx = Tensor::<B, 1, burn::tensor::Int>::from_data(
+            TensorData::new(idx, [keep.len()]),
+            &device,
+        );
         for l in &mut self.layers {
             l.k = l.k.clone().select(0, idx.clone());
             l.v = l.v.clone().select(0, idx.clone());
@@ -116,10 +129,17 @@ fn pad_to<B: Backend>(x: Tensor<B, 4>, cap: usize) -> Tensor<B, 4> {
 impl<B: Backend> Model<B> {
     /// One token per row of `cache`: `tokens[r]` at position `cache.lens()[r]`. Returns logits
     /// `[rows, vocab]`; every row's cache grows by one.
-    pub fn forward_slots(&self, tokens: &[u32], cache: &mut SlotCache<B>) -> Result<Tensor<B, 2>, ForwardError> {
+    pub fn forward_slots(
+        &self,
+        tokens: &[u32],
+        cache: &mut SlotCache<B>,
+    ) -> Result<Tensor<B, 2>, ForwardError> {
         let rows = cache.rows();
         if tokens.len() != rows {
-            return Err(ForwardError::Ragged { first: rows, other: tokens.len() });
+            return Err(ForwardError::Ragged {
+                first: rows,
+                other: tokens.len(),
+            });
         }
         if rows == 0 {
             return Err(ForwardError::Empty);
@@ -152,11 +172,17 @@ impl<B: Backend> Model<B> {
                 }
             };
             let logn = settings.logn_train_len.map(|n| {
-                let f: Vec<f32> = positions.iter().map(|&p| logn_factors(n, p, 1)[0]).collect();
+                let f: Vec<f32> = positions
+                    .iter()
+                    .map(|&p| logn_factors(n, p, 1)[0])
+                    .collect();
                 Tensor::<B, 4>::from_data(TensorData::new(f, [rows, 1, 1, 1]), &device)
             });
             let Some(kv) = cache.layers.get_mut(i) else {
-                return Err(ForwardError::CacheLayers { expected: self.layers.len(), found: i });
+                return Err(ForwardError::CacheLayers {
+                    expected: self.layers.len(),
+                    found: i,
+                });
             };
             let h = layer.input_layernorm.forward(x.clone());
             let (mut q, k, v) = layer.self_attn.project(h, &rope);
@@ -180,7 +206,12 @@ impl<B: Backend> Model<B> {
 }
 
 /// `[rows, 1, 1, cap]`, `true` = hidden: columns after the row's position or outside its window.
-fn slot_mask<B: Backend>(positions: &[usize], cap: usize, window: Option<usize>, device: &B::Device) -> Tensor<B, 4, Bool> {
+fn slot_mask<B: Backend>(
+    positions: &[usize],
+    cap: usize,
+    window: Option<usize>,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
     let mut m = Vec::with_capacity(positions.len() * cap);
     for &p in positions {
         for c in 0..cap {

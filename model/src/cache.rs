@@ -22,7 +22,10 @@ pub struct KvCache<B: Backend> {
 impl<B: Backend> KvCache<B> {
     /// An empty cache for a model with `num_layers` layers.
     pub fn new(num_layers: usize) -> Self {
-        Self { layers: (0..num_layers).map(|_| None).collect(), len: 0 }
+        Self {
+            layers: (0..num_layers).map(|_| None).collect(),
+            len: 0,
+        }
     }
 
     /// Number of positions cached (the position of the next token).

@@ -117,12 +117,18 @@ impl Architecture {
 pub enum RopeScaling {
     None,
     /// Position interpolation: inverse frequencies divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// transformers' dynamic NTK: the base grows with the sequence length past
     /// `max_position_embeddings`.
-    Dynamic { factor: f64 },
+    Dynamic {
+        factor: f64,
+    },
     /// Static NTK-aware: base multiplied by `alpha^(d/(d-2))` at every length.
-    NtkAlpha { alpha: f64 },
+    NtkAlpha {
+        alpha: f64,
+    },
 }
 
 /// Which attention kernel a layer runs.
@@ -266,10 +272,11 @@ impl Config {
 
     /// `max_position_embeddings`, or the transformers class default when absent.
     pub fn max_position_embeddings(&self) -> usize {
-        self.max_position_embeddings.unwrap_or(match self.architecture() {
-            Ok(Architecture::Llama) => 2048,
-            _ => 32768,
-        })
+        self.max_position_embeddings
+            .unwrap_or(match self.architecture() {
+                Ok(Architecture::Llama) => 2048,
+                _ => 32768,
+            })
     }
 
     pub fn rms_norm_eps(&self) -> f64 {
@@ -292,36 +299,62 @@ impl Config {
 
     /// The rope scaling kind, validated.
     pub fn rope_scaling(&self) -> Result<RopeScaling, ConfigError> {
-        let field = if self.rope_parameters.is_some() { "rope_parameters" } else { "rope_scaling" };
-        let Some(p) = self.rope_block() else { return Ok(RopeScaling::None) };
+        let field = if self.rope_parameters.is_some() {
+            "rope_parameters"
+        } else {
+            "rope_scaling"
+        };
+        let Some(p) = self.rope_block() else {
+            return Ok(RopeScaling::None);
+        };
         if let Some((k, v)) = p.extra.iter().next() {
-            return Err(ConfigError::UnknownField { field: format!("{field}.{k}"), value: v.to_string() });
+            return Err(ConfigError::UnknownField {
+                field: format!("{field}.{k}"),
+                value: v.to_string(),
+            });
         }
-        let kind = p.rope_type.as_deref().or(p.type_.as_deref()).unwrap_or("default");
+        let kind = p
+            .rope_type
+            .as_deref()
+            .or(p.type_.as_deref())
+            .unwrap_or("default");
         let factor = |name: &str| -> Result<f64, ConfigError> {
             match p.factor {
                 Some(f) if f.is_finite() && f >= 1.0 => Ok(f),
-                Some(f) => Err(invalid(&format!("{field}.factor"), format!("{name} scaling needs factor >= 1, got {f}"))),
-                None => Err(invalid(&format!("{field}.factor"), format!("{name} scaling needs a factor"))),
+                Some(f) => Err(invalid(
+                    &format!("{field}.factor"),
+                    format!("{name} scaling needs factor >= 1, got {f}"),
+                )),
+                None => Err(invalid(
+                    &format!("{field}.factor"),
+                    format!("{name} scaling needs a factor"),
+                )),
             }
         };
-        let reject_unused = |name: &str, used_factor: bool, used_alpha: bool| -> Result<(), ConfigError> {
-            if !used_factor && p.factor.is_some() {
-                return Err(invalid(&format!("{field}.factor"), format!("not used by rope type {name:?}")));
-            }
-            if !used_alpha && p.alpha.is_some() {
-                return Err(invalid(&format!("{field}.alpha"), format!("not used by rope type {name:?}")));
-            }
-            if let Some(o) = p.original_max_position_embeddings {
-                if kind != "dynamic" || o != self.max_position_embeddings() {
+        let reject_unused =
+            |name: &str, used_factor: bool, used_alpha: bool| -> Result<(), ConfigError> {
+                if !used_factor && p.factor.is_some() {
                     return Err(invalid(
+                        &format!("{field}.factor"),
+                        format!("not used by rope type {name:?}"),
+                    ));
+                }
+                if !used_alpha && p.alpha.is_some() {
+                    return Err(invalid(
+                        &format!("{field}.alpha"),
+                        format!("not used by rope type {name:?}"),
+                    ));
+                }
+                if let Some(o) = p.original_max_position_embeddings {
+                    if kind != "dynamic" || o != self.max_position_embeddings() {
+                        return Err(invalid(
                         &format!("{field}.original_max_position_embeddings"),
                         "only supported for dynamic scaling and equal to max_position_embeddings",
                     ));
+                    }
                 }
-            }
-            Ok(())
-        };
+                Ok(())
+            };
         match kind {
             "default" => {
                 reject_unused(kind, false, false)?;
@@ -329,22 +362,31 @@ impl Config {
             }
             "linear" => {
                 reject_unused(kind, true, false)?;
-                Ok(RopeScaling::Linear { factor: factor(kind)? })
+                Ok(RopeScaling::Linear {
+                    factor: factor(kind)?,
+                })
             }
             "dynamic" => {
                 reject_unused(kind, true, false)?;
-                Ok(RopeScaling::Dynamic { factor: factor(kind)? })
+                Ok(RopeScaling::Dynamic {
+                    factor: factor(kind)?,
+                })
             }
             "ntk" => {
                 reject_unused(kind, false, true)?;
                 match p.alpha {
                     Some(a) if a.is_finite() && a >= 1.0 => Ok(RopeScaling::NtkAlpha { alpha: a }),
-                    other => Err(invalid(&format!("{field}.alpha"), format!("ntk scaling needs alpha >= 1, got {other:?}"))),
+                    other => Err(invalid(
+                        &format!("{field}.alpha"),
+                        format!("ntk scaling needs alpha >= 1, got {other:?}"),
+                    )),
                 }
             }
             other => Err(invalid(
                 &format!("{field}.rope_type"),
-                format!("unsupported rope scaling {other:?} (supported: default, linear, dynamic, ntk)"),
+                format!(
+                    "unsupported rope scaling {other:?} (supported: default, linear, dynamic, ntk)"
+                ),
             )),
         }
     }
@@ -358,12 +400,20 @@ impl Config {
         if let Some(list) = &self.layer_windows {
             return list.get(layer).copied().flatten();
         }
-        let window = if self.use_sliding_window.unwrap_or(false) { self.sliding_window } else { None };
+        let window = if self.use_sliding_window.unwrap_or(false) {
+            self.sliding_window
+        } else {
+            None
+        };
         let sliding = match &self.layer_types {
             Some(types) => types.get(layer).is_some_and(|t| t == "sliding_attention"),
             None => window.is_some() && layer >= self.max_window_layers.unwrap_or(28),
         };
-        if sliding { window } else { None }
+        if sliding {
+            window
+        } else {
+            None
+        }
     }
 
     /// Whether q/k/v (and o) projections carry a bias.
@@ -388,8 +438,15 @@ impl Config {
 
     /// Check every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some((k, v)) = self.extra.iter().find(|(k, _)| !METADATA_KEYS.contains(&k.as_str())) {
-            return Err(ConfigError::UnknownField { field: k.clone(), value: v.to_string() });
+        if let Some((k, v)) = self
+            .extra
+            .iter()
+            .find(|(k, _)| !METADATA_KEYS.contains(&k.as_str()))
+        {
+            return Err(ConfigError::UnknownField {
+                field: k.clone(),
+                value: v.to_string(),
+            });
         }
         let arch = self.architecture()?;
         for (name, v) in [
@@ -409,26 +466,42 @@ impl Config {
         if self.num_attention_heads % self.num_kv_heads() != 0 {
             return Err(invalid(
                 "num_key_value_heads",
-                format!("{} does not divide num_attention_heads {}", self.num_kv_heads(), self.num_attention_heads),
+                format!(
+                    "{} does not divide num_attention_heads {}",
+                    self.num_kv_heads(),
+                    self.num_attention_heads
+                ),
             ));
         }
         if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
             return Err(invalid(
                 "hidden_size",
-                format!("{} is not a multiple of num_attention_heads {} and no head_dim is given", self.hidden_size, self.num_attention_heads),
+                format!(
+                    "{} is not a multiple of num_attention_heads {} and no head_dim is given",
+                    self.hidden_size, self.num_attention_heads
+                ),
             ));
         }
         if self.head_dim() % 2 != 0 {
-            return Err(invalid("head_dim", "rotary embedding needs an even head_dim"));
+            return Err(invalid(
+                "head_dim",
+                "rotary embedding needs an even head_dim",
+            ));
         }
         if let Some(act) = &self.hidden_act {
             if act != "silu" {
-                return Err(invalid("hidden_act", format!("{act:?} is not supported (only silu)")));
+                return Err(invalid(
+                    "hidden_act",
+                    format!("{act:?} is not supported (only silu)"),
+                ));
             }
         }
         if let Some(eps) = self.rms_norm_eps {
             if !(eps.is_finite() && eps > 0.0) {
-                return Err(invalid("rms_norm_eps", format!("must be positive, got {eps}")));
+                return Err(invalid(
+                    "rms_norm_eps",
+                    format!("must be positive, got {eps}"),
+                ));
             }
         }
         let theta = self.rope_theta();
@@ -436,46 +509,76 @@ impl Config {
             return Err(invalid("rope_theta", format!("must be > 1, got {theta}")));
         }
         if self.rope_parameters.is_some() && self.rope_scaling.is_some() {
-            return Err(invalid("rope_scaling", "given together with rope_parameters; use one dialect"));
+            return Err(invalid(
+                "rope_scaling",
+                "given together with rope_parameters; use one dialect",
+            ));
         }
         self.rope_scaling()?;
         if let Some(p) = self.attention_dropout {
             if p != 0.0 {
-                return Err(invalid("attention_dropout", format!("{p}: attention dropout is not implemented")));
+                return Err(invalid(
+                    "attention_dropout",
+                    format!("{p}: attention dropout is not implemented"),
+                ));
             }
         }
         if self.use_mrope == Some(true) {
             return Err(invalid("use_mrope", "multimodal rope is not supported"));
         }
         if arch == Architecture::Qwen2 && self.attention_bias.is_some() {
-            return Err(invalid("attention_bias", "Qwen2 always has q/k/v bias and never o bias"));
+            return Err(invalid(
+                "attention_bias",
+                "Qwen2 always has q/k/v bias and never o bias",
+            ));
         }
         if arch != Architecture::Llama && self.mlp_bias.is_some() {
             return Err(invalid("mlp_bias", "only LlamaForCausalLM has mlp_bias"));
         }
         if arch == Architecture::Llama
-            && (self.use_sliding_window.is_some() || self.sliding_window.is_some() || self.max_window_layers.is_some())
+            && (self.use_sliding_window.is_some()
+                || self.sliding_window.is_some()
+                || self.max_window_layers.is_some())
         {
-            let field = if self.use_sliding_window.is_some() { "use_sliding_window" } else if self.sliding_window.is_some() { "sliding_window" } else { "max_window_layers" };
+            let field = if self.use_sliding_window.is_some() {
+                "use_sliding_window"
+            } else if self.sliding_window.is_some() {
+                "sliding_window"
+            } else {
+                "max_window_layers"
+            };
             // transformers' Llama has no sliding window; `sliding_window: null` is harmless.
             if !(field == "sliding_window" && self.sliding_window.is_none()) {
-                return Err(invalid(field, "LlamaForCausalLM has no sliding-window attention"));
+                return Err(invalid(
+                    field,
+                    "LlamaForCausalLM has no sliding-window attention",
+                ));
             }
         }
         if self.sliding_window == Some(0) {
             return Err(invalid("sliding_window", "must be > 0"));
         }
         if self.use_sliding_window == Some(true) && self.sliding_window.is_none() {
-            return Err(invalid("sliding_window", "use_sliding_window is true but sliding_window is null"));
+            return Err(invalid(
+                "sliding_window",
+                "use_sliding_window is true but sliding_window is null",
+            ));
         }
         if let Some(types) = &self.layer_types {
             if types.len() != self.num_hidden_layers {
                 return Err(invalid(
                     "layer_types",
-                    format!("has {} entries for {} layers", types.len(), self.num_hidden_layers),
+                    format!(
+                        "has {} entries for {} layers",
+                        types.len(),
+                        self.num_hidden_layers
+                    ),
                 ));
             }
-            if let Some(t) = types.iter().find(|t| *t != "full_attention" && *t != "sliding_attention") {
+            if let Some(t) = types
+                .iter()
+                .find(|t| *t != "full_attention" && *t != "sliding_attention")
+            {
                 return Err(invalid("layer_types", format!("unknown layer type {t:?}")));
             }
         }
@@ -483,20 +586,32 @@ impl Config {
             if list.len() != self.num_hidden_layers {
                 return Err(invalid(
                     "layer_windows",
-                    format!("has {} entries for {} layers", list.len(), self.num_hidden_layers),
+                    format!(
+                        "has {} entries for {} layers",
+                        list.len(),
+                        self.num_hidden_layers
+                    ),
                 ));
             }
             if list.iter().any(|w| *w == Some(0)) {
                 return Err(invalid("layer_windows", "a window must be > 0"));
             }
             if self.use_sliding_window == Some(true) {
-                return Err(invalid("layer_windows", "conflicts with use_sliding_window: true; give one"));
+                return Err(invalid(
+                    "layer_windows",
+                    "conflicts with use_sliding_window: true; give one",
+                ));
             }
         }
         if self.use_logn_attn {
             match self.seq_length {
                 Some(n) if n >= 2 => {}
-                _ => return Err(invalid("seq_length", "use_logn_attn needs the training length seq_length >= 2")),
+                _ => {
+                    return Err(invalid(
+                        "seq_length",
+                        "use_logn_attn needs the training length seq_length >= 2",
+                    ))
+                }
             }
         } else if self.seq_length.is_some() {
             return Err(invalid("seq_length", "only used with use_logn_attn: true"));

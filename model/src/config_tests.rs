@@ -59,7 +59,8 @@ fn kv_heads_default_to_attention_heads() {
 
 #[test]
 fn unknown_architecture_and_fields_are_rejected() {
-    let e = with(serde_json::json!({"architectures": ["MistralForCausalLM"], "-model_type": null})).unwrap_err();
+    let e = with(serde_json::json!({"architectures": ["MistralForCausalLM"], "-model_type": null}))
+        .unwrap_err();
     assert_eq!(field_of(e), "architectures");
     let e = with(serde_json::json!({"model_type": "llama"})).unwrap_err();
     assert_eq!(field_of(e), "model_type");
@@ -83,10 +84,14 @@ fn missing_required_field_is_a_parse_error_naming_it() {
 fn head_counts_and_dims_are_checked() {
     let e = with(serde_json::json!({"num_key_value_heads": 3})).unwrap_err();
     assert_eq!(field_of(e), "num_key_value_heads");
-    let e = with(serde_json::json!({"num_attention_heads": 6, "num_key_value_heads": 2})).unwrap_err();
+    let e =
+        with(serde_json::json!({"num_attention_heads": 6, "num_key_value_heads": 2})).unwrap_err();
     assert_eq!(field_of(e), "hidden_size");
     // An explicit head_dim (Qwen3 style) may differ from hidden/heads.
-    let c = with(serde_json::json!({"num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 16})).unwrap();
+    let c = with(
+        serde_json::json!({"num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 16}),
+    )
+    .unwrap();
     assert_eq!(c.head_dim(), 16);
     let e = with(serde_json::json!({"head_dim": 7})).unwrap_err();
     assert_eq!(field_of(e), "head_dim");
@@ -97,22 +102,37 @@ fn head_counts_and_dims_are_checked() {
 #[test]
 fn rope_dialects() {
     let c = with(serde_json::json!({"rope_scaling": {"type": "linear", "factor": 2.0}})).unwrap();
-    assert_eq!(c.rope_scaling().unwrap(), RopeScaling::Linear { factor: 2.0 });
-    let c = with(serde_json::json!({"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}})).unwrap();
-    assert_eq!(c.rope_scaling().unwrap(), RopeScaling::Dynamic { factor: 4.0 });
+    assert_eq!(
+        c.rope_scaling().unwrap(),
+        RopeScaling::Linear { factor: 2.0 }
+    );
+    let c =
+        with(serde_json::json!({"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}})).unwrap();
+    assert_eq!(
+        c.rope_scaling().unwrap(),
+        RopeScaling::Dynamic { factor: 4.0 }
+    );
     let c = with(serde_json::json!({"-rope_theta": null,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6}})).unwrap();
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}))
+    .unwrap();
     assert_eq!(c.rope_theta(), 1e6);
     assert_eq!(c.rope_scaling().unwrap(), RopeScaling::None);
     let c = with(serde_json::json!({"rope_scaling": {"rope_type": "ntk", "alpha": 3.0}})).unwrap();
-    assert_eq!(c.rope_scaling().unwrap(), RopeScaling::NtkAlpha { alpha: 3.0 });
-    let e = with(serde_json::json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}})).unwrap_err();
+    assert_eq!(
+        c.rope_scaling().unwrap(),
+        RopeScaling::NtkAlpha { alpha: 3.0 }
+    );
+    let e = with(serde_json::json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}))
+        .unwrap_err();
     assert_eq!(field_of(e), "rope_scaling.rope_type");
     let e = with(serde_json::json!({"rope_scaling": {"rope_type": "linear"}})).unwrap_err();
     assert_eq!(field_of(e), "rope_scaling.factor");
     let e = with(serde_json::json!({"rope_scaling": {"rope_type": "linear", "factor": 2.0, "beta_fast": 32}})).unwrap_err();
     assert_eq!(field_of(e), "rope_scaling.beta_fast");
-    let e = with(serde_json::json!({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0, "alpha": 2.0}})).unwrap_err();
+    let e = with(
+        serde_json::json!({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0, "alpha": 2.0}}),
+    )
+    .unwrap_err();
     assert_eq!(field_of(e), "rope_scaling.alpha");
 }
 
@@ -120,25 +140,35 @@ fn rope_dialects() {
 fn sliding_window_follows_transformers() {
     // Window only when use_sliding_window, and only on layers >= max_window_layers.
     let c = with(serde_json::json!({"use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1})).unwrap();
-    assert_eq!((0..4).map(|l| c.layer_window(l)).collect::<Vec<_>>(), vec![None, Some(8), Some(8), Some(8)]);
+    assert_eq!(
+        (0..4).map(|l| c.layer_window(l)).collect::<Vec<_>>(),
+        vec![None, Some(8), Some(8), Some(8)]
+    );
     let c = with(serde_json::json!({"use_sliding_window": false, "sliding_window": 8, "max_window_layers": 1})).unwrap();
     assert!((0..4).all(|l| c.layer_window(l).is_none()));
     // 5 dialect: layer_types decide which layers slide.
     let c = with(serde_json::json!({"use_sliding_window": true, "sliding_window": 8,
         "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]})).unwrap();
-    assert_eq!((0..4).map(|l| c.layer_window(l)).collect::<Vec<_>>(), vec![Some(8), None, Some(8), None]);
+    assert_eq!(
+        (0..4).map(|l| c.layer_window(l)).collect::<Vec<_>>(),
+        vec![Some(8), None, Some(8), None]
+    );
     let e = with(serde_json::json!({"layer_types": ["full_attention"]})).unwrap_err();
     assert_eq!(field_of(e), "layer_types");
     let e = with(serde_json::json!({"layer_types": ["a", "b", "c", "d"]})).unwrap_err();
     assert_eq!(field_of(e), "layer_types");
-    let e = with(serde_json::json!({"use_sliding_window": true, "sliding_window": null})).unwrap_err();
+    let e =
+        with(serde_json::json!({"use_sliding_window": true, "sliding_window": null})).unwrap_err();
     assert_eq!(field_of(e), "sliding_window");
 }
 
 #[test]
 fn explicit_layer_windows() {
     let c = with(serde_json::json!({"layer_windows": [4, 8, null, null]})).unwrap();
-    assert_eq!((0..4).map(|l| c.layer_window(l)).collect::<Vec<_>>(), vec![Some(4), Some(8), None, None]);
+    assert_eq!(
+        (0..4).map(|l| c.layer_window(l)).collect::<Vec<_>>(),
+        vec![Some(4), Some(8), None, None]
+    );
     let e = with(serde_json::json!({"layer_windows": [4, 8]})).unwrap_err();
     assert_eq!(field_of(e), "layer_windows");
     let e = with(serde_json::json!({"layer_windows": [0, 8, null, null]})).unwrap_err();
@@ -168,8 +198,11 @@ fn llama_and_qwen3_biases() {
     let mut p = llama;
     p["use_sliding_window"] = true.into();
     assert_eq!(field_of(with(p).unwrap_err()), "use_sliding_window");
-    let c = with(serde_json::json!({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
-        "attention_bias": false, "head_dim": 16})).unwrap();
+    let c = with(
+        serde_json::json!({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+        "attention_bias": false, "head_dim": 16}),
+    )
+    .unwrap();
     assert_eq!(c.architecture().unwrap(), Architecture::Qwen3);
     assert!(!c.qkv_bias());
     let e = with(serde_json::json!({"attention_bias": true})).unwrap_err();

@@ -21,7 +21,8 @@ pub fn cuda_device(index: usize) -> Result<burn::backend::cuda::CudaDevice, Devi
         return Err(DeviceError::NoDriver);
     }
     cudarc::driver::result::init().map_err(|e| DeviceError::Init(format!("{e:?}")))?;
-    let count = cudarc::driver::result::device::get_count().map_err(|e| DeviceError::Init(format!("{e:?}")))?;
+    let count = cudarc::driver::result::device::get_count()
+        .map_err(|e| DeviceError::Init(format!("{e:?}")))?;
     let count = usize::try_from(count).unwrap_or(0);
     if index >= count {
         return Err(DeviceError::NoDevice { index, count });

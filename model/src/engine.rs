@@ -32,7 +32,14 @@ pub struct GenerationRequest {
 
 impl GenerationRequest {
     pub fn new(prompt: Vec<u32>, max_new_tokens: usize) -> Self {
-        Self { prompt, sampling: SamplingParams::default(), max_new_tokens, stop_token_ids: Vec::new(), stop: Vec::new(), n: 1 }
+        Self {
+            prompt,
+            sampling: SamplingParams::default(),
+            max_new_tokens,
+            stop_token_ids: Vec::new(),
+            stop: Vec::new(),
+            n: 1,
+        }
     }
 }
 
@@ -49,9 +56,15 @@ pub struct Completion {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("request {request}: {source}")]
-    Sampling { request: usize, source: SamplingError },
+    Sampling {
+        request: usize,
+        source: SamplingError,
+    },
     #[error("request {request}: {source}")]
-    Forward { request: usize, source: ForwardError },
+    Forward {
+        request: usize,
+        source: ForwardError,
+    },
     #[error("request {request}: stop strings need a detokenizer")]
     NoDecoder { request: usize },
     #[error("max_batch must be at least 1")]
@@ -79,14 +92,19 @@ pub fn generate<B: Backend>(
         return Err(GenerateError::BatchSize);
     }
     for (i, r) in requests.iter().enumerate() {
-        r.sampling.validate().map_err(|source| GenerateError::Sampling { request: i, source })?;
+        r.sampling
+            .validate()
+            .map_err(|source| GenerateError::Sampling { request: i, source })?;
         if !r.stop.is_empty() && decoder.is_none() {
             return Err(GenerateError::NoDecoder { request: i });
         }
         // Surface bad prompts before any work is done.
-        model.tokens(&[&r.prompt]).map_err(|source| GenerateError::Forward { request: i, source })?;
+        model
+            .tokens(&[&r.prompt])
+            .map_err(|source| GenerateError::Forward { request: i, source })?;
     }
-    let mut results: Vec<Vec<Option<Completion>>> = requests.iter().map(|r| vec![None; r.n]).collect();
+    let mut results: Vec<Vec<Option<Completion>>> =
+        requests.iter().map(|r| vec![None; r.n]).collect();
     // (request, first sample not yet started)
     let mut waiting: VecDeque<(usize, usize)> = (0..requests.len()).map(|i| (i, 0)).collect();
     let mut prefilled: Option<(usize, crate::cache::KvCache<B>, Vec<f32>)> = None;
@@ -97,29 +115,46 @@ pub fn generate<B: Backend>(
     loop {
         // Refill: start waiting samples while there is room.
         while rows.len() < max_batch {
-            let Some(&(req, first)) = waiting.front() else { break };
+            let Some(&(req, first)) = waiting.front() else {
+                break;
+            };
             let r = &requests[req];
             if first >= r.n {
                 waiting.pop_front();
                 continue;
             }
-            let fwd = |source| GenerateError::Forward { request: req, source };
+            let fwd = |source| GenerateError::Forward {
+                request: req,
+                source,
+            };
             if prefilled.as_ref().is_none_or(|p| p.0 != req) {
                 let mut kv = model.new_cache();
-                let logits = model.forward(model.tokens(&[&r.prompt]).map_err(fwd)?, &mut kv).map_err(fwd)?;
+                let logits = model
+                    .forward(model.tokens(&[&r.prompt]).map_err(fwd)?, &mut kv)
+                    .map_err(fwd)?;
                 prefilled = Some((req, kv, last_row(logits)));
             }
-            let Some((_, kv, logits)) = prefilled.as_ref() else { break };
+            let Some((_, kv, logits)) = prefilled.as_ref() else {
+                break;
+            };
             let take = (r.n - first).min(max_batch - rows.len());
             let mut pushed = 0;
             for sample in first..first + take {
-                let mut sampler = Sampler::new(SamplingParams { seed: r.sampling.seed.wrapping_add(sample as u64), ..r.sampling.clone() });
+                let mut sampler = Sampler::new(SamplingParams {
+                    seed: r.sampling.seed.wrapping_add(sample as u64),
+                    ..r.sampling.clone()
+                });
                 if r.max_new_tokens == 0 {
                     results[req][sample] = Some(finish(Vec::new(), FinishReason::Length, decoder));
                     continue;
                 }
                 let token = sampler.sample(&mut logits.clone());
-                let row = Row { request: req, sample, sampler, tokens: vec![token] };
+                let row = Row {
+                    request: req,
+                    sample,
+                    sampler,
+                    tokens: vec![token],
+                };
                 match check_done(r, &row.tokens, decoder) {
                     Some(done) => results[req][sample] = Some(done),
                     None => {
@@ -141,7 +176,10 @@ pub fn generate<B: Backend>(
         }
         let logits = model
             .forward_slots(&next_tokens, &mut cache)
-            .map_err(|source| GenerateError::Forward { request: rows[0].request, source })?;
+            .map_err(|source| GenerateError::Forward {
+                request: rows[0].request,
+                source,
+            })?;
         let [n_rows, vocab] = logits.dims();
         let flat = to_f32(logits);
         let mut keep = Vec::with_capacity(n_rows);
@@ -165,20 +203,38 @@ pub fn generate<B: Backend>(
     }
     Ok(results
         .into_iter()
-        .map(|r| r.into_iter().map(|c| c.unwrap_or_else(|| finish(Vec::new(), FinishReason::Length, None))).collect())
+        .map(|r| {
+            r.into_iter()
+                .map(|c| c.unwrap_or_else(|| finish(Vec::new(), FinishReason::Length, None)))
+                .collect()
+        })
         .collect())
 }
 
 /// `Some(completion)` when `tokens` (generated so far) end the sequence.
-fn check_done(r: &GenerationRequest, tokens: &[u32], decoder: Option<Decoder<'_>>) -> Option<Completion> {
+fn check_done(
+    r: &GenerationRequest,
+    tokens: &[u32],
+    decoder: Option<Decoder<'_>>,
+) -> Option<Completion> {
     let last = *tokens.last()?;
     if r.stop_token_ids.contains(&last) {
         return Some(finish(tokens.to_vec(), FinishReason::Stop, decoder));
     }
     if let (false, Some(decode)) = (r.stop.is_empty(), decoder) {
         let text = decode(tokens);
-        if let Some(cut) = r.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
-            return Some(Completion { tokens: tokens.to_vec(), text: Some(text[..cut].to_string()), finish_reason: FinishReason::Stop });
+        if let Some(cut) = r
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            return Some(Completion {
+                tokens: tokens.to_vec(),
+                text: Some(text[..cut].to_string()),
+                finish_reason: FinishReason::Stop,
+            });
         }
     }
     if tokens.len() >= r.max_new_tokens {
@@ -187,9 +243,17 @@ fn check_done(r: &GenerationRequest, tokens: &[u32], decoder: Option<Decoder<'_>
     None
 }
 
-fn finish(tokens: Vec<u32>, finish_reason: FinishReason, decoder: Option<Decoder<'_>>) -> Completion {
+fn finish(
+    tokens: Vec<u32>,
+    finish_reason: FinishReason,
+    decoder: Option<Decoder<'_>>,
+) -> Completion {
     let text = decoder.map(|d| d(&tokens));
-    Completion { tokens, text, finish_reason }
+    Completion {
+        tokens,
+        text,
+        finish_reason,
+    }
 }
 
 fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {

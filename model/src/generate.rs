@@ -47,11 +47,17 @@ pub fn greedy<B: Backend>(
         let next = last_argmax(model.forward(input, &mut cache)?);
         tokens.push(next);
         if eos.contains(&next) {
-            return Ok(Generation { tokens, finish_reason: FinishReason::Stop });
+            return Ok(Generation {
+                tokens,
+                finish_reason: FinishReason::Stop,
+            });
         }
         input = model.tokens(&[&[next]])?;
     }
-    Ok(Generation { tokens, finish_reason: FinishReason::Length })
+    Ok(Generation {
+        tokens,
+        finish_reason: FinishReason::Length,
+    })
 }
 
 /// Greedy continuation recomputing the whole sequence every step (the reference for the cache).
@@ -69,8 +75,14 @@ pub fn greedy_no_cache<B: Backend>(
         tokens.push(next);
         seq.push(next);
         if eos.contains(&next) {
-            return Ok(Generation { tokens, finish_reason: FinishReason::Stop });
+            return Ok(Generation {
+                tokens,
+                finish_reason: FinishReason::Stop,
+            });
         }
     }
-    Ok(Generation { tokens, finish_reason: FinishReason::Length })
+    Ok(Generation {
+        tokens,
+        finish_reason: FinishReason::Length,
+    })
 }

@@ -30,7 +30,9 @@ impl<B: Backend> DecoderLayer<B> {
         start: usize,
         past: Option<LayerKv<B>>,
     ) -> (Tensor<B, 3>, LayerKv<B>) {
-        let (attn, kv) = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, start, past);
+        let (attn, kv) =
+            self.self_attn
+                .forward(self.input_layernorm.forward(x.clone()), rope, start, past);
         let x = x + attn;
         let x = x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x));
         (x, kv)

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use burn::nn::{Embedding, Linear};
 use burn::module::Param;
+use burn::nn::{Embedding, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
@@ -19,7 +19,10 @@ use crate::rope::Rope;
 use crate::weights::{LoadError, WeightStore};
 
 /// Load `dir/config.json` and its weights onto `device`.
-pub fn load_checkpoint<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Config, Model<B>), LoadError> {
+pub fn load_checkpoint<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(Config, Model<B>), LoadError> {
     let config = Config::from_file(&dir.join("config.json"))?;
     let model = load_weights(dir, &config, device)?;
     Ok((config, model))
@@ -27,7 +30,11 @@ pub fn load_checkpoint<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Co
 
 /// Load the weights of `dir` for an already-read (possibly adjusted, e.g. the attention
 /// implementation) `config`.
-pub fn load_weights<B: Backend>(dir: &Path, config: &Config, device: &B::Device) -> Result<Model<B>, LoadError> {
+pub fn load_weights<B: Backend>(
+    dir: &Path,
+    config: &Config,
+    device: &B::Device,
+) -> Result<Model<B>, LoadError> {
     let mut store = WeightStore::open(dir)?;
     let model = build_model(config, &mut store, device)?;
     store.finish()?;
@@ -41,33 +48,69 @@ struct Reader<'a, B: Backend> {
 }
 
 impl<B: Backend> Reader<'_, B> {
-    fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>, LoadError> {
+    fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<B, D>, LoadError> {
         let values = self.store.take(name, &shape)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        ))
     }
 
     /// `{prefix}.weight` `[out, in]` and, if `bias`, `{prefix}.bias` `[out]`.
-    fn linear(&mut self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear<B>, LoadError> {
+    fn linear(
+        &mut self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<Linear<B>, LoadError> {
         let w = self.tensor(&format!("{prefix}.weight"), [out, inp])?;
-        let b = if bias { Some(self.tensor(&format!("{prefix}.bias"), [out])?) } else { None };
+        let b = if bias {
+            Some(self.tensor(&format!("{prefix}.bias"), [out])?)
+        } else {
+            None
+        };
         Ok(hf_linear(w, b))
     }
 
     fn norm(&mut self, prefix: &str, dim: usize, eps: f64) -> Result<RmsNorm<B>, LoadError> {
-        Ok(RmsNorm::new(self.tensor(&format!("{prefix}.weight"), [dim])?, eps))
+        Ok(RmsNorm::new(
+            self.tensor(&format!("{prefix}.weight"), [dim])?,
+            eps,
+        ))
     }
 }
 
 /// Build the model from `store`, taking every tensor the config implies. The caller checks
 /// with [`WeightStore::finish`] that nothing is left over.
-pub fn build_model<B: Backend>(config: &Config, store: &mut WeightStore, device: &B::Device) -> Result<Model<B>, LoadError> {
+pub fn build_model<B: Backend>(
+    config: &Config,
+    store: &mut WeightStore,
+    device: &B::Device,
+) -> Result<Model<B>, LoadError> {
     config.validate()?;
     let arch = config.architecture()?;
-    let (hidden, inter, vocab) = (config.hidden_size, config.intermediate_size, config.vocab_size);
-    let (h, kvh, d) = (config.num_attention_heads, config.num_kv_heads(), config.head_dim());
+    let (hidden, inter, vocab) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+    );
+    let (h, kvh, d) = (
+        config.num_attention_heads,
+        config.num_kv_heads(),
+        config.head_dim(),
+    );
     let eps = config.rms_norm_eps();
     let (qkv_bias, o_bias, mlp_bias) = (config.qkv_bias(), config.o_bias(), config.mlp_bias());
-    let logn_train_len = if config.use_logn_attn { config.seq_length } else { None };
+    let logn_train_len = if config.use_logn_attn {
+        config.seq_length
+    } else {
+        None
+    };
     let mut r = Reader::<B> { store, device };
 
     let embed = r.tensor("model.embed_tokens.weight", [vocab, hidden])?;
@@ -75,7 +118,10 @@ pub fn build_model<B: Backend>(config: &Config, store: &mut WeightStore, device:
     for i in 0..config.num_hidden_layers {
         let p = format!("model.layers.{i}");
         let (q_norm, k_norm) = if arch == Architecture::Qwen3 {
-            (Some(r.norm(&format!("{p}.self_attn.q_norm"), d, eps)?), Some(r.norm(&format!("{p}.self_attn.k_norm"), d, eps)?))
+            (
+                Some(r.norm(&format!("{p}.self_attn.q_norm"), d, eps)?),
+                Some(r.norm(&format!("{p}.self_attn.k_norm"), d, eps)?),
+            )
         } else {
             (None, None)
         };
@@ -104,7 +150,11 @@ pub fn build_model<B: Backend>(config: &Config, store: &mut WeightStore, device:
             self_attn,
             mlp,
             input_layernorm: r.norm(&format!("{p}.input_layernorm"), hidden, eps)?,
-            post_attention_layernorm: r.norm(&format!("{p}.post_attention_layernorm"), hidden, eps)?,
+            post_attention_layernorm: r.norm(
+                &format!("{p}.post_attention_layernorm"),
+                hidden,
+                eps,
+            )?,
         });
     }
     let norm = r.norm("model.norm", hidden, eps)?;
@@ -113,7 +163,10 @@ pub fn build_model<B: Backend>(config: &Config, store: &mut WeightStore, device:
         if r.store.contains("lm_head.weight") {
             let file = r.store.file_of("lm_head.weight");
             let head = r.store.take("lm_head.weight", &[vocab, hidden])?;
-            let emb = embed.to_data().to_vec::<f32>().map_err(|_| LoadError::TiedMismatch { file: file.clone() })?;
+            let emb = embed
+                .to_data()
+                .to_vec::<f32>()
+                .map_err(|_| LoadError::TiedMismatch { file: file.clone() })?;
             if head != emb {
                 return Err(LoadError::TiedMismatch { file });
             }
@@ -123,7 +176,9 @@ pub fn build_model<B: Backend>(config: &Config, store: &mut WeightStore, device:
         Some(r.linear("lm_head", vocab, hidden, false)?)
     };
     Ok(Model {
-        embed_tokens: Embedding { weight: Param::from_tensor(embed) },
+        embed_tokens: Embedding {
+            weight: Param::from_tensor(embed),
+        },
         layers,
         norm,
         lm_head,

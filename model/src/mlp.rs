@@ -41,7 +41,8 @@ mod tests {
             up_proj: linear_from(&[2.0, 0.0, 0.0, 2.0, 1.0, -1.0], [3, 2], None, &device),
             down_proj: linear_from(&[1.0, 1.0, 1.0, 0.0, 1.0, 0.0], [2, 3], None, &device),
         };
-        let x = Tensor::<Flex, 3>::from_data(TensorData::new(vec![1.0f32, -2.0], [1, 1, 2]), &device);
+        let x =
+            Tensor::<Flex, 3>::from_data(TensorData::new(vec![1.0f32, -2.0], [1, 1, 2]), &device);
         let y = mlp.forward(x).into_data().to_vec::<f32>().unwrap();
         let silu = |v: f64| v / (1.0 + (-v).exp());
         let g = [silu(1.0), silu(-2.0), silu(-1.0)];

@@ -79,7 +79,10 @@ impl<B: Backend> Model<B> {
         let mut flat = Vec::with_capacity(rows.len() * first);
         for r in rows {
             if r.len() != first {
-                return Err(ForwardError::Ragged { first, other: r.len() });
+                return Err(ForwardError::Ragged {
+                    first,
+                    other: r.len(),
+                });
             }
             for &id in *r {
                 if id as usize >= vocab {
@@ -89,14 +92,24 @@ impl<B: Backend> Model<B> {
             }
         }
         let device = self.embed_tokens.weight.device();
-        Ok(Tensor::from_data(TensorData::new(flat, [rows.len(), first]), &device))
+        Ok(Tensor::from_data(
+            TensorData::new(flat, [rows.len(), first]),
+            &device,
+        ))
     }
 
     /// Logits `[batch, seq, vocab]` for `tokens` (`[batch, seq]`, ids < vocab) at positions
     /// `cache.len()..cache.len() + seq`; the cache is extended by `seq`.
-    pub fn forward(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>, ForwardError> {
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>, ForwardError> {
         if cache.num_layers() != self.layers.len() {
-            return Err(ForwardError::CacheLayers { expected: self.layers.len(), found: cache.num_layers() });
+            return Err(ForwardError::CacheLayers {
+                expected: self.layers.len(),
+                found: cache.num_layers(),
+            });
         }
         let [_, s] = tokens.dims();
         if s == 0 {
@@ -104,7 +117,9 @@ impl<B: Backend> Model<B> {
         }
         let start = cache.len();
         let positions: Vec<usize> = (start..start + s).collect();
-        let tables = self.rope.tables::<B>(&positions, start + s, &tokens.device());
+        let tables = self
+            .rope
+            .tables::<B>(&positions, start + s, &tokens.device());
         let mut x = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
             let (y, kv) = layer.forward(x, &tables, start, cache.take(i));

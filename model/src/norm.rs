@@ -17,7 +17,10 @@ pub struct RmsNorm<B: Backend> {
 impl<B: Backend> RmsNorm<B> {
     /// Build from a `[dim]` weight.
     pub fn new(weight: Tensor<B, 1>, eps: f64) -> Self {
-        Self { weight: Param::from_tensor(weight), eps }
+        Self {
+            weight: Param::from_tensor(weight),
+            eps,
+        }
     }
 
     /// `x`: `[..., dim]` -> `[..., dim]`.
@@ -45,9 +48,13 @@ mod tests {
     #[test]
     fn rms_norm_matches_hand_computation() {
         let device = Default::default();
-        let w = Tensor::<B, 1>::from_data(TensorData::new(vec![1.0f32, 2.0, 0.5, -1.0], [4]), &device);
+        let w =
+            Tensor::<B, 1>::from_data(TensorData::new(vec![1.0f32, 2.0, 0.5, -1.0], [4]), &device);
         let norm = RmsNorm::new(w, 1e-6);
-        let x = Tensor::<B, 2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0], [2, 4]), &device);
+        let x = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0], [2, 4]),
+            &device,
+        );
         let y = norm.forward(x).into_data().to_vec::<f32>().unwrap();
         // mean of squares = 30/4 = 7.5
         let r = 1.0 / (7.5f64 + 1e-6).sqrt();

@@ -46,15 +46,20 @@ impl Rope {
         let d = self.dim as f32;
         // transformers: 1 / base ** (arange(0, dim, 2).float() / dim), all in f32.
         let with_base = |base: f32| -> Vec<f32> {
-            (0..self.dim / 2).map(|i| 1.0 / base.powf((2 * i) as f32 / d)).collect()
+            (0..self.dim / 2)
+                .map(|i| 1.0 / base.powf((2 * i) as f32 / d))
+                .collect()
         };
         let exponent = self.dim as f64 / (self.dim as f64 - 2.0);
         match self.scaling {
             RopeScaling::None => with_base(self.theta as f32),
-            RopeScaling::Linear { factor } => {
-                with_base(self.theta as f32).into_iter().map(|f| f / factor as f32).collect()
+            RopeScaling::Linear { factor } => with_base(self.theta as f32)
+                .into_iter()
+                .map(|f| f / factor as f32)
+                .collect(),
+            RopeScaling::NtkAlpha { alpha } => {
+                with_base((self.theta * alpha.powf(exponent)) as f32)
             }
-            RopeScaling::NtkAlpha { alpha } => with_base((self.theta * alpha.powf(exponent)) as f32),
             RopeScaling::Dynamic { factor } => {
                 // transformers computes this with seq_len as a tensor, i.e. in f32.
                 let max = self.max_position_embeddings;
@@ -68,7 +73,12 @@ impl Rope {
     }
 
     /// Tables for `positions` (absolute, 0-based) in a context of `seq_len` tokens.
-    pub fn tables<B: Backend>(&self, positions: &[usize], seq_len: usize, device: &B::Device) -> RopeTables<B> {
+    pub fn tables<B: Backend>(
+        &self,
+        positions: &[usize],
+        seq_len: usize,
+        device: &B::Device,
+    ) -> RopeTables<B> {
         let inv = self.inv_freq(seq_len);
         let half = inv.len();
         let mut cos = Vec::with_capacity(positions.len() * self.dim);
@@ -95,13 +105,21 @@ impl Rope {
 impl Rope {
     /// Tables for one new token per row: row `r` at position `positions[r]` in a context of
     /// `positions[r] + 1` tokens. Returns `[rows, 1, 1, dim]` each.
-    pub fn tables_rows<B: Backend>(&self, positions: &[usize], device: &B::Device) -> RopeTables<B> {
+    pub fn tables_rows<B: Backend>(
+        &self,
+        positions: &[usize],
+        device: &B::Device,
+    ) -> RopeTables<B> {
         let mut cos = Vec::with_capacity(positions.len() * self.dim);
         let mut sin = Vec::with_capacity(positions.len() * self.dim);
         let shared = !matches!(self.scaling, RopeScaling::Dynamic { .. });
         let base_inv = if shared { self.inv_freq(1) } else { Vec::new() };
         for &p in positions {
-            let inv = if shared { base_inv.clone() } else { self.inv_freq(p + 1) };
+            let inv = if shared {
+                base_inv.clone()
+            } else {
+                self.inv_freq(p + 1)
+            };
             for _ in 0..2 {
                 for &f in &inv {
                     let angle = f * p as f32;
@@ -134,7 +152,12 @@ mod tests {
     use burn::backend::Flex;
 
     fn rope(scaling: RopeScaling) -> Rope {
-        Rope { dim: 4, theta: 10000.0, scaling, max_position_embeddings: 8 }
+        Rope {
+            dim: 4,
+            theta: 10000.0,
+            scaling,
+            max_position_embeddings: 8,
+        }
     }
 
     #[test]
@@ -144,7 +167,10 @@ mod tests {
 
     #[test]
     fn linear_divides_frequencies() {
-        assert_eq!(rope(RopeScaling::Linear { factor: 4.0 }).inv_freq(1), vec![0.25, 0.0025]);
+        assert_eq!(
+            rope(RopeScaling::Linear { factor: 4.0 }).inv_freq(1),
+            vec![0.25, 0.0025]
+        );
     }
 
     #[test]
@@ -172,15 +198,26 @@ mod tests {
         let r = rope(RopeScaling::None);
         let tables = r.tables::<Flex>(&[0, 1], 2, &device);
         let x = Tensor::<Flex, 4>::from_data(
-            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0], [1, 1, 2, 4]),
+            TensorData::new(
+                vec![1.0f32, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0],
+                [1, 1, 2, 4],
+            ),
             &device,
         );
-        let y = apply_rotary(x, &tables).into_data().to_vec::<f32>().unwrap();
+        let y = apply_rotary(x, &tables)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         // Position 0 is the identity.
         assert_eq!(&y[..4], &[1.0, 2.0, 3.0, 4.0]);
         // Position 1: pairs (x0, x2) rotate by 1 rad, (x1, x3) by 0.01 rad.
         let (c0, s0, c1, s1) = (1f64.cos(), 1f64.sin(), 0.01f64.cos(), 0.01f64.sin());
-        let expect = [1.0 * c0 - 3.0 * s0, 2.0 * c1 - 4.0 * s1, 3.0 * c0 + 1.0 * s0, 4.0 * c1 + 2.0 * s1];
+        let expect = [
+            1.0 * c0 - 3.0 * s0,
+            2.0 * c1 - 4.0 * s1,
+            3.0 * c0 + 1.0 * s0,
+            4.0 * c1 + 2.0 * s1,
+        ];
         for (a, b) in y[4..].iter().zip(expect) {
             assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
         }

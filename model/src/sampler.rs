@@ -25,7 +25,14 @@ pub struct SamplingParams {
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 0.0, top_p: 1.0, top_k: 0, presence_penalty: 0.0, frequency_penalty: 0.0, seed: 0 }
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            seed: 0,
+        }
     }
 }
 
@@ -48,7 +55,10 @@ impl SamplingParams {
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(SamplingError::TopP(self.top_p));
         }
-        for (name, value) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
+        for (name, value) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
             if !value.is_finite() {
                 return Err(SamplingError::Penalty { name, value });
             }
@@ -91,7 +101,11 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(params: SamplingParams) -> Self {
         let rng = Rng::new(params.seed);
-        Self { params, rng, counts: HashMap::new() }
+        Self {
+            params,
+            rng,
+            counts: HashMap::new(),
+        }
     }
 
     /// Pick the next token from `logits` (`[vocab]`, modified in place) and record it.
@@ -102,7 +116,11 @@ impl Sampler {
                 *l -= p.presence_penalty + p.frequency_penalty * n as f32;
             }
         }
-        let token = if p.temperature == 0.0 { argmax(logits) } else { self.draw(logits) };
+        let token = if p.temperature == 0.0 {
+            argmax(logits)
+        } else {
+            self.draw(logits)
+        };
         *self.counts.entry(token).or_insert(0) += 1;
         token
     }
@@ -161,7 +179,10 @@ mod tests {
     use super::*;
 
     fn params(temperature: f32) -> SamplingParams {
-        SamplingParams { temperature, ..Default::default() }
+        SamplingParams {
+            temperature,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -173,7 +194,11 @@ mod tests {
     #[test]
     fn presence_and_frequency_penalties() {
         // After generating token 0 twice: presence 1 and frequency 0.5 subtract 1 + 2 * 0.5 = 2.
-        let mut s = Sampler::new(SamplingParams { presence_penalty: 1.0, frequency_penalty: 0.5, ..params(0.0) });
+        let mut s = Sampler::new(SamplingParams {
+            presence_penalty: 1.0,
+            frequency_penalty: 0.5,
+            ..params(0.0)
+        });
         assert_eq!(s.sample(&mut [3.0, 0.0]), 0);
         assert_eq!(s.sample(&mut [3.0, 0.0]), 0); // 3 - 1.5 = 1.5 > 0
         let mut logits = [3.0, 1.5];
@@ -185,8 +210,13 @@ mod tests {
     #[test]
     fn same_seed_same_stream() {
         let draw = |seed| {
-            let mut s = Sampler::new(SamplingParams { seed, ..params(1.0) });
-            (0..32).map(|_| s.sample(&mut [0.1, 0.2, 0.3, 0.4, 0.0])).collect::<Vec<_>>()
+            let mut s = Sampler::new(SamplingParams {
+                seed,
+                ..params(1.0)
+            });
+            (0..32)
+                .map(|_| s.sample(&mut [0.1, 0.2, 0.3, 0.4, 0.0]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
@@ -194,7 +224,10 @@ mod tests {
 
     #[test]
     fn top_k_one_is_greedy() {
-        let mut s = Sampler::new(SamplingParams { top_k: 1, ..params(5.0) });
+        let mut s = Sampler::new(SamplingParams {
+            top_k: 1,
+            ..params(5.0)
+        });
         for _ in 0..20 {
             assert_eq!(s.sample(&mut [0.0, 1.0, 0.5]), 1);
         }
@@ -204,27 +237,50 @@ mod tests {
     fn top_p_cuts_the_tail() {
         // probs ~ [0.64, 0.24, 0.09, 0.03]: top_p 0.5 keeps only the first, 0.8 the first two.
         let logits = [3.0f32, 2.0, 1.0, 0.0];
-        let mut s = Sampler::new(SamplingParams { top_p: 0.5, ..params(1.0) });
+        let mut s = Sampler::new(SamplingParams {
+            top_p: 0.5,
+            ..params(1.0)
+        });
         assert!((0..50).all(|_| s.sample(&mut logits.clone()) == 0));
-        let mut s = Sampler::new(SamplingParams { top_p: 0.8, seed: 3, ..params(1.0) });
-        let seen: std::collections::BTreeSet<u32> = (0..200).map(|_| s.sample(&mut logits.clone())).collect();
+        let mut s = Sampler::new(SamplingParams {
+            top_p: 0.8,
+            seed: 3,
+            ..params(1.0)
+        });
+        let seen: std::collections::BTreeSet<u32> =
+            (0..200).map(|_| s.sample(&mut logits.clone())).collect();
         assert_eq!(seen, [0, 1].into_iter().collect());
     }
 
     #[test]
     fn temperature_follows_softmax() {
         // Two tokens with logit gap ln 3 at temperature 1: P(0) = 0.75.
-        let mut s = Sampler::new(SamplingParams { seed: 11, ..params(1.0) });
+        let mut s = Sampler::new(SamplingParams {
+            seed: 11,
+            ..params(1.0)
+        });
         let n = 20_000;
-        let zeros = (0..n).filter(|_| s.sample(&mut [3f32.ln(), 0.0]) == 0).count();
+        let zeros = (0..n)
+            .filter(|_| s.sample(&mut [3f32.ln(), 0.0]) == 0)
+            .count();
         let frac = zeros as f64 / n as f64;
         assert!((frac - 0.75).abs() < 0.015, "{frac}");
     }
 
     #[test]
     fn invalid_params() {
-        assert_eq!(params(-1.0).validate(), Err(SamplingError::Temperature(-1.0)));
-        assert_eq!(SamplingParams { top_p: 0.0, ..params(1.0) }.validate(), Err(SamplingError::TopP(0.0)));
+        assert_eq!(
+            params(-1.0).validate(),
+            Err(SamplingError::Temperature(-1.0))
+        );
+        assert_eq!(
+            SamplingParams {
+                top_p: 0.0,
+                ..params(1.0)
+            }
+            .validate(),
+            Err(SamplingError::TopP(0.0))
+        );
         assert!(params(0.7).validate().is_ok());
     }
 }

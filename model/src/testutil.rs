@@ -7,7 +7,12 @@ use burn::tensor::{Distribution, ElementConversion, Tensor, TensorData};
 use crate::linear::hf_linear;
 
 /// A linear layer from HF-layout (`[out, in]`) values.
-pub fn linear_from<B: Backend>(w: &[f32], shape: [usize; 2], bias: Option<&[f32]>, device: &B::Device) -> Linear<B> {
+pub fn linear_from<B: Backend>(
+    w: &[f32],
+    shape: [usize; 2],
+    bias: Option<&[f32]>,
+    device: &B::Device,
+) -> Linear<B> {
     let w = Tensor::from_data(TensorData::new(w.to_vec(), shape), device);
     let b = bias.map(|b| Tensor::from_data(TensorData::new(b.to_vec(), [b.len()]), device));
     hf_linear(w, b)
@@ -27,9 +32,20 @@ pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-pub fn rand_linear<B: Backend>(out: usize, inp: usize, bias: bool, seed: u64, device: &B::Device) -> Linear<B> {
+pub fn rand_linear<B: Backend>(
+    out: usize,
+    inp: usize,
+    bias: bool,
+    seed: u64,
+    device: &B::Device,
+) -> Linear<B> {
     let b = rand_vec(out, seed + 1);
-    linear_from(&rand_vec(out * inp, seed), [out, inp], bias.then_some(&b[..]), device)
+    linear_from(
+        &rand_vec(out * inp, seed),
+        [out, inp],
+        bias.then_some(&b[..]),
+        device,
+    )
 }
 
 pub fn randn<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
@@ -39,5 +55,3 @@ pub fn randn<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) 
 pub fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
     (a - b).abs().max().into_scalar().elem()
 }
-
-

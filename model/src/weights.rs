@@ -18,7 +18,10 @@ pub enum LoadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{dir}: no model.safetensors or model.safetensors.index.json")]
     NoWeights { dir: PathBuf },
     #[error("{path}: bad shard index: {message}")]
@@ -30,11 +33,24 @@ pub enum LoadError {
     #[error("unexpected tensor `{name}` in {file}")]
     UnexpectedTensor { name: String, file: PathBuf },
     #[error("tensor `{name}` appears in both {first} and {second}")]
-    DuplicateTensor { name: String, first: PathBuf, second: PathBuf },
+    DuplicateTensor {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("tensor `{name}` in {file} has shape {found:?}, expected {expected:?}")]
-    Shape { name: String, file: PathBuf, expected: Vec<usize>, found: Vec<usize> },
+    Shape {
+        name: String,
+        file: PathBuf,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("tensor `{name}` in {file} has dtype {dtype}; supported: F32, F16, BF16")]
-    Dtype { name: String, file: PathBuf, dtype: String },
+    Dtype {
+        name: String,
+        file: PathBuf,
+        dtype: String,
+    },
     #[error("`lm_head.weight` in {file} differs from `model.embed_tokens.weight` but tie_word_embeddings is true")]
     TiedMismatch { file: PathBuf },
 }
@@ -60,17 +76,30 @@ pub struct WeightStore {
 }
 
 fn open_shard(path: &Path) -> Result<Shard, LoadError> {
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     // SAFETY: the map is read-only; like every mmap-based loader (safetensors, candle, vLLM) we
     // rely on the checkpoint not being modified while it is loaded.
     let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
-    let (header_len, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| LoadError::Safetensors {
+    let (header_len, metadata) =
+        SafeTensors::read_metadata(&mmap).map_err(|e| LoadError::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let tensors = metadata
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    Ok(Shard {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let tensors = metadata.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
-    Ok(Shard { path: path.to_path_buf(), mmap, data_start: 8 + header_len, tensors })
+        mmap,
+        data_start: 8 + header_len,
+        tensors,
+    })
 }
 
 impl WeightStore {
@@ -83,17 +112,29 @@ impl WeightStore {
         } else if single.exists() {
             let shard = open_shard(&single)?;
             let location = shard.tensors.keys().map(|k| (k.clone(), 0)).collect();
-            Ok(Self { shards: vec![shard], location, taken: BTreeSet::new() })
+            Ok(Self {
+                shards: vec![shard],
+                location,
+                taken: BTreeSet::new(),
+            })
         } else {
-            Err(LoadError::NoWeights { dir: dir.to_path_buf() })
+            Err(LoadError::NoWeights {
+                dir: dir.to_path_buf(),
+            })
         }
     }
 
     fn open_sharded(dir: &Path, index_path: &Path) -> Result<Self, LoadError> {
-        let bad = |message: String| LoadError::Index { path: index_path.to_path_buf(), message };
-        let text = std::fs::read_to_string(index_path)
-            .map_err(|source| LoadError::Io { path: index_path.to_path_buf(), source })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let bad = |message: String| LoadError::Index {
+            path: index_path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(index_path).map_err(|source| LoadError::Io {
+            path: index_path.to_path_buf(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -102,9 +143,13 @@ impl WeightStore {
         let mut by_file: HashMap<String, usize> = HashMap::new();
         let mut location = BTreeMap::new();
         for (name, file) in map {
-            let file = file.as_str().ok_or_else(|| bad(format!("`{name}` maps to a non-string")))?;
+            let file = file
+                .as_str()
+                .ok_or_else(|| bad(format!("`{name}` maps to a non-string")))?;
             if file.is_empty() || file.contains(['/', '\\']) || file == ".." || file == "." {
-                return Err(bad(format!("`{name}` maps to {file:?}, not a file name in the checkpoint folder")));
+                return Err(bad(format!(
+                    "`{name}` maps to {file:?}, not a file name in the checkpoint folder"
+                )));
             }
             let idx = match by_file.get(file) {
                 Some(&i) => i,
@@ -115,7 +160,10 @@ impl WeightStore {
                 }
             };
             if !shards[idx].tensors.contains_key(name) {
-                return Err(LoadError::MissingTensor { name: name.clone(), file: shards[idx].path.clone() });
+                return Err(LoadError::MissingTensor {
+                    name: name.clone(),
+                    file: shards[idx].path.clone(),
+                });
             }
             location.insert(name.clone(), idx);
         }
@@ -131,11 +179,20 @@ impl WeightStore {
                             second: shard.path.clone(),
                         })
                     }
-                    None => return Err(LoadError::UnexpectedTensor { name: name.clone(), file: shard.path.clone() }),
+                    None => {
+                        return Err(LoadError::UnexpectedTensor {
+                            name: name.clone(),
+                            file: shard.path.clone(),
+                        })
+                    }
                 }
             }
         }
-        Ok(Self { shards, location, taken: BTreeSet::new() })
+        Ok(Self {
+            shards,
+            location,
+            taken: BTreeSet::new(),
+        })
     }
 
     /// Whether the checkpoint has a tensor called `name` (taken or not).
@@ -146,13 +203,19 @@ impl WeightStore {
     /// The file a tensor is in, or the checkpoint's first file, for error messages.
     pub fn file_of(&self, name: &str) -> PathBuf {
         let i = self.location.get(name).copied().unwrap_or(0);
-        self.shards.get(i).map(|s| s.path.clone()).unwrap_or_default()
+        self.shards
+            .get(i)
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
     }
 
     /// Read tensor `name`, which must have shape `expected`, as f32 (cast from F16/BF16).
     pub fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>, LoadError> {
         let Some(&i) = self.location.get(name) else {
-            return Err(LoadError::MissingTensor { name: name.to_string(), file: self.file_of(name) });
+            return Err(LoadError::MissingTensor {
+                name: name.to_string(),
+                file: self.file_of(name),
+            });
         };
         let shard = &self.shards[i];
         let info = &shard.tensors[name];
@@ -165,9 +228,13 @@ impl WeightStore {
             });
         }
         // Offsets were checked against the file length by `read_metadata`.
-        let bytes = &shard.mmap[shard.data_start + info.data_offsets.0..shard.data_start + info.data_offsets.1];
+        let bytes = &shard.mmap
+            [shard.data_start + info.data_offsets.0..shard.data_start + info.data_offsets.1];
         let values = match info.dtype {
-            Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             Dtype::F16 => bytes
                 .chunks_exact(2)
                 .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
@@ -177,7 +244,11 @@ impl WeightStore {
                 .map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
                 .collect(),
             other => {
-                return Err(LoadError::Dtype { name: name.to_string(), file: shard.path.clone(), dtype: format!("{other:?}") })
+                return Err(LoadError::Dtype {
+                    name: name.to_string(),
+                    file: shard.path.clone(),
+                    dtype: format!("{other:?}"),
+                })
             }
         };
         self.taken.insert(name.to_string());
@@ -188,7 +259,10 @@ impl WeightStore {
     pub fn finish(self) -> Result<(), LoadError> {
         for (name, &i) in &self.location {
             if !self.taken.contains(name) && !ignorable(name) {
-                return Err(LoadError::UnexpectedTensor { name: name.clone(), file: self.shards[i].path.clone() });
+                return Err(LoadError::UnexpectedTensor {
+                    name: name.clone(),
+                    file: self.shards[i].path.clone(),
+                });
             }
         }
         Ok(())

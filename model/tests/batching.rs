@@ -13,22 +13,41 @@ use model::Model;
 type B = Flex;
 
 fn load(name: &str) -> Model<B> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name);
     load_checkpoint::<B>(&dir, &Default::default()).unwrap().1
 }
 
 /// 16 prompts, lengths 1..=31 (mixed), ids spread over the vocabulary.
 fn prompts() -> Vec<Vec<u32>> {
-    (0..16u32).map(|i| (0..1 + (i * 7) % 31).map(|j| (i * 31 + j * 17 + 3) % 256).collect()).collect()
+    (0..16u32)
+        .map(|i| {
+            (0..1 + (i * 7) % 31)
+                .map(|j| (i * 31 + j * 17 + 3) % 256)
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
 fn greedy_batch_equals_alone() {
-    for name in ["qwen2_gqa4_untied", "qwen2_sliding_window", "qwen2_dynamic_rope", "qwen3_qk_norm"] {
+    for name in [
+        "qwen2_gqa4_untied",
+        "qwen2_sliding_window",
+        "qwen2_dynamic_rope",
+        "qwen3_qk_norm",
+    ] {
         let model = load(name);
         let prompts = prompts();
-        let alone: Vec<Vec<u32>> = prompts.iter().map(|p| greedy(&model, p, 12, &[]).unwrap().tokens).collect();
-        let requests: Vec<_> = prompts.iter().map(|p| GenerationRequest::new(p.clone(), 12)).collect();
+        let alone: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| greedy(&model, p, 12, &[]).unwrap().tokens)
+            .collect();
+        let requests: Vec<_> = prompts
+            .iter()
+            .map(|p| GenerationRequest::new(p.clone(), 12))
+            .collect();
         for max_batch in [16, 5] {
             let out = generate(&model, &requests, max_batch, None).unwrap();
             for (i, (a, b)) in alone.iter().zip(&out).enumerate() {
@@ -43,8 +62,11 @@ fn greedy_batch_equals_alone() {
 #[test]
 fn different_max_new_tokens_refill_rows() {
     let model = load("qwen2_gqa4_untied");
-    let requests: Vec<_> =
-        prompts().into_iter().enumerate().map(|(i, p)| GenerationRequest::new(p, 1 + i % 6)).collect();
+    let requests: Vec<_> = prompts()
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| GenerationRequest::new(p, 1 + i % 6))
+        .collect();
     let out = generate(&model, &requests, 4, None).unwrap();
     for (r, c) in requests.iter().zip(&out) {
         let alone = greedy(&model, &r.prompt, r.max_new_tokens, &[]).unwrap();
@@ -56,12 +78,22 @@ fn different_max_new_tokens_refill_rows() {
 #[test]
 fn sampling_is_reproducible_per_request_and_independent_of_the_batch() {
     let model = load("qwen2_mha_tied");
-    let sampling = SamplingParams { temperature: 0.8, top_p: 0.9, top_k: 50, presence_penalty: 0.5, frequency_penalty: 0.2, seed: 42 };
+    let sampling = SamplingParams {
+        temperature: 0.8,
+        top_p: 0.9,
+        top_k: 50,
+        presence_penalty: 0.5,
+        frequency_penalty: 0.2,
+        seed: 42,
+    };
     let mut req = GenerationRequest::new(vec![1, 2, 3, 4], 10);
     req.sampling = sampling;
     req.n = 3;
     let alone = generate(&model, std::slice::from_ref(&req), 8, None).unwrap();
-    let mut mixed: Vec<_> = prompts().into_iter().map(|p| GenerationRequest::new(p, 7)).collect();
+    let mut mixed: Vec<_> = prompts()
+        .into_iter()
+        .map(|p| GenerationRequest::new(p, 7))
+        .collect();
     mixed.insert(5, req.clone());
     let batched = generate(&model, &mixed, 6, None).unwrap();
     assert_eq!(alone[0], batched[5]);
@@ -85,7 +117,11 @@ fn stop_tokens_and_stop_strings() {
     assert_eq!(out[0][0].tokens, free[..=first].to_vec());
     assert_eq!(out[0][0].finish_reason, FinishReason::Stop);
     // A stop string over a toy decoder (one char per id): the text is cut before it.
-    let decode = |ids: &[u32]| ids.iter().map(|&i| char::from(b'a' + (i % 26) as u8)).collect::<String>();
+    let decode = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| char::from(b'a' + (i % 26) as u8))
+            .collect::<String>()
+    };
     let text = decode(&free);
     let mut req = GenerationRequest::new(prompt, 8);
     req.stop = vec![text[3..5].to_string()];

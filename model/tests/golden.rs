@@ -25,14 +25,20 @@ struct Golden {
 }
 
 fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name)
 }
 
 fn golden(name: &str) -> (Golden, Vec<f32>) {
     let dir = fixture_dir(name);
-    let g: Golden = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let g: Golden =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
     let bytes = std::fs::read(dir.join(&g.logits_file)).unwrap();
-    let logits: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let logits: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert_eq!(logits.len(), g.logits_shape[0] * g.logits_shape[1]);
     (g, logits)
 }
@@ -42,7 +48,10 @@ fn logit_diff(model: &Model<B>, g: &Golden, expected: &[f32]) -> f32 {
     let logits = model.logits(&g.input_ids).unwrap();
     assert_eq!(logits.dims(), g.logits_shape);
     let got = logits.into_data().to_vec::<f32>().unwrap();
-    got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    got.iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 fn check(name: &str) {
@@ -54,7 +63,10 @@ fn check(name: &str) {
     assert!(diff < TOLERANCE, "{name}: max |logit diff| {diff}");
     let n = g.greedy_cached.len();
     let nocache = greedy_no_cache(&model, &g.greedy_prompt, n, &[]).unwrap();
-    assert_eq!(nocache.tokens, g.greedy_nocache, "{name}: greedy without cache");
+    assert_eq!(
+        nocache.tokens, g.greedy_nocache,
+        "{name}: greedy without cache"
+    );
     let cached = greedy(&model, &g.greedy_prompt, n, &[]).unwrap();
     assert_eq!(cached.tokens, g.greedy_cached, "{name}: greedy with cache");
 }
@@ -92,7 +104,11 @@ fn llama_gqa2_sharded() {
 #[test]
 fn fused_attention_matches_transformers() {
     let device = Default::default();
-    for name in ["qwen2_sliding_window", "qwen3_qk_norm", "llama_gqa2_sharded"] {
+    for name in [
+        "qwen2_sliding_window",
+        "qwen3_qk_norm",
+        "llama_gqa2_sharded",
+    ] {
         let dir = fixture_dir(name);
         let mut config = Config::from_file(&dir.join("config.json")).unwrap();
         config.attention_implementation = AttentionImpl::Fused;

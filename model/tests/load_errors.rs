@@ -11,7 +11,9 @@ use safetensors::SafeTensors;
 type B = Flex;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name)
 }
 
 /// A temp copy of a fixture folder.
@@ -25,7 +27,10 @@ fn copy(name: &str) -> tempfile::TempDir {
 }
 
 /// Rewrite `file` with `edit` applied to its (name, dtype, shape, bytes) list.
-fn rewrite(file: &Path, edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) {
+fn rewrite(
+    file: &Path,
+    edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) {
     let bytes = std::fs::read(file).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut tensors: Vec<_> = st
@@ -50,7 +55,10 @@ fn missing_config_names_the_file() {
     let tmp = copy("qwen2_gqa4_untied");
     std::fs::remove_file(tmp.path().join("config.json")).unwrap();
     let e = load(tmp.path()).unwrap_err();
-    assert!(matches!(e, LoadError::Config(ConfigError::Read { .. })), "{e}");
+    assert!(
+        matches!(e, LoadError::Config(ConfigError::Read { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("config.json"), "{e}");
 }
 
@@ -59,7 +67,10 @@ fn malformed_config_names_the_file() {
     let tmp = copy("qwen2_gqa4_untied");
     std::fs::write(tmp.path().join("config.json"), "{\"vocab_size\": 12,").unwrap();
     let e = load(tmp.path()).unwrap_err();
-    assert!(matches!(e, LoadError::Config(ConfigError::Parse { .. })), "{e}");
+    assert!(
+        matches!(e, LoadError::Config(ConfigError::Parse { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("config.json"), "{e}");
 }
 
@@ -67,15 +78,22 @@ fn malformed_config_names_the_file() {
 fn no_weights() {
     let tmp = copy("qwen2_gqa4_untied");
     std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
-    assert!(matches!(load(tmp.path()).unwrap_err(), LoadError::NoWeights { .. }));
+    assert!(matches!(
+        load(tmp.path()).unwrap_err(),
+        LoadError::NoWeights { .. }
+    ));
 }
 
 #[test]
 fn missing_tensor_is_named() {
     let tmp = copy("qwen2_gqa4_untied");
-    rewrite(&tmp.path().join("model.safetensors"), |t| t.retain(|x| x.0 != "model.layers.1.mlp.up_proj.weight"));
+    rewrite(&tmp.path().join("model.safetensors"), |t| {
+        t.retain(|x| x.0 != "model.layers.1.mlp.up_proj.weight")
+    });
     match load(tmp.path()).unwrap_err() {
-        LoadError::MissingTensor { name, .. } => assert_eq!(name, "model.layers.1.mlp.up_proj.weight"),
+        LoadError::MissingTensor { name, .. } => {
+            assert_eq!(name, "model.layers.1.mlp.up_proj.weight")
+        }
         e => panic!("{e}"),
     }
 }
@@ -84,7 +102,12 @@ fn missing_tensor_is_named() {
 fn unexpected_tensor_is_named() {
     let tmp = copy("qwen2_gqa4_untied");
     rewrite(&tmp.path().join("model.safetensors"), |t| {
-        t.push(("model.layers.1.mlp.extra.weight".into(), safetensors::Dtype::F32, vec![2], vec![0; 8]))
+        t.push((
+            "model.layers.1.mlp.extra.weight".into(),
+            safetensors::Dtype::F32,
+            vec![2],
+            vec![0; 8],
+        ))
     });
     match load(tmp.path()).unwrap_err() {
         LoadError::UnexpectedTensor { name, file } => {
@@ -99,7 +122,12 @@ fn unexpected_tensor_is_named() {
 fn rotary_inv_freq_buffers_are_ignored() {
     let tmp = copy("qwen2_gqa4_untied");
     rewrite(&tmp.path().join("model.safetensors"), |t| {
-        t.push(("model.layers.0.self_attn.rotary_emb.inv_freq".into(), safetensors::Dtype::F32, vec![4], vec![0; 16]))
+        t.push((
+            "model.layers.0.self_attn.rotary_emb.inv_freq".into(),
+            safetensors::Dtype::F32,
+            vec![4],
+            vec![0; 16],
+        ))
     });
     load(tmp.path()).unwrap();
 }
@@ -108,13 +136,21 @@ fn rotary_inv_freq_buffers_are_ignored() {
 fn wrong_shape_is_named() {
     let tmp = copy("qwen2_gqa4_untied");
     rewrite(&tmp.path().join("model.safetensors"), |t| {
-        for x in t.iter_mut().filter(|x| x.0 == "model.layers.0.self_attn.k_proj.weight") {
+        for x in t
+            .iter_mut()
+            .filter(|x| x.0 == "model.layers.0.self_attn.k_proj.weight")
+        {
             // [16, 64] -> [64, 16], same byte count.
             x.2 = vec![64, 16];
         }
     });
     match load(tmp.path()).unwrap_err() {
-        LoadError::Shape { name, expected, found, .. } => {
+        LoadError::Shape {
+            name,
+            expected,
+            found,
+            ..
+        } => {
             assert_eq!(name, "model.layers.0.self_attn.k_proj.weight");
             assert_eq!(expected, vec![16, 64]);
             assert_eq!(found, vec![64, 16]);
@@ -142,7 +178,12 @@ fn truncated_safetensors_names_the_file() {
     let tmp = copy("qwen2_gqa4_untied");
     let file = tmp.path().join("model.safetensors");
     for len in [0u64, 5, 100, 200_000] {
-        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
         match load(tmp.path()).unwrap_err() {
             LoadError::Safetensors { path, .. } => assert_eq!(path, file),
             e => panic!("{e}"),
@@ -155,16 +196,24 @@ fn missing_shard_names_the_file() {
     let tmp = copy("llama_gqa2_sharded");
     std::fs::remove_file(tmp.path().join("model-00002-of-00003.safetensors")).unwrap();
     let e = load(tmp.path()).unwrap_err();
-    assert!(e.to_string().contains("model-00002-of-00003.safetensors"), "{e}");
+    assert!(
+        e.to_string().contains("model-00002-of-00003.safetensors"),
+        "{e}"
+    );
 }
 
 #[test]
 fn index_pointing_at_the_wrong_shard() {
     let tmp = copy("llama_gqa2_sharded");
     let index = tmp.path().join("model.safetensors.index.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
     let map = json["weight_map"].as_object_mut().unwrap();
-    let (name, file) = map.iter().find(|(_, f)| f.as_str() != Some("model-00001-of-00003.safetensors")).map(|(n, f)| (n.clone(), f.clone())).unwrap();
+    let (name, file) = map
+        .iter()
+        .find(|(_, f)| f.as_str() != Some("model-00001-of-00003.safetensors"))
+        .map(|(n, f)| (n.clone(), f.clone()))
+        .unwrap();
     assert_ne!(file, "model-00001-of-00003.safetensors");
     map.insert(name.clone(), "model-00001-of-00003.safetensors".into());
     std::fs::write(&index, json.to_string()).unwrap();
@@ -181,10 +230,14 @@ fn index_pointing_at_the_wrong_shard() {
 fn index_escaping_the_folder_is_rejected() {
     let tmp = copy("llama_gqa2_sharded");
     let index = tmp.path().join("model.safetensors.index.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
     json["weight_map"]["model.norm.weight"] = "../model.safetensors".into();
     std::fs::write(&index, json.to_string()).unwrap();
-    assert!(matches!(load(tmp.path()).unwrap_err(), LoadError::Index { .. }));
+    assert!(matches!(
+        load(tmp.path()).unwrap_err(),
+        LoadError::Index { .. }
+    ));
 }
 
 #[test]
@@ -193,7 +246,11 @@ fn tied_checkpoint_with_a_stored_head() {
     let tmp = copy("qwen2_mha_tied");
     let file = tmp.path().join("model.safetensors");
     rewrite(&file, |t| {
-        let emb = t.iter().find(|x| x.0 == "model.embed_tokens.weight").unwrap().clone();
+        let emb = t
+            .iter()
+            .find(|x| x.0 == "model.embed_tokens.weight")
+            .unwrap()
+            .clone();
         t.push(("lm_head.weight".into(), emb.1, emb.2, emb.3));
     });
     load(tmp.path()).unwrap();
@@ -202,12 +259,22 @@ fn tied_checkpoint_with_a_stored_head() {
             x.3[0] ^= 0x40;
         }
     });
-    assert!(matches!(load(tmp.path()).unwrap_err(), LoadError::TiedMismatch { .. }));
+    assert!(matches!(
+        load(tmp.path()).unwrap_err(),
+        LoadError::TiedMismatch { .. }
+    ));
 }
 
 #[test]
 fn out_of_vocabulary_ids_are_an_error() {
-    let (_, model) = load_checkpoint::<B>(&fixture("qwen2_gqa4_untied"), &Default::default()).unwrap();
-    assert_eq!(model.logits(&[1, 256]).unwrap_err(), ForwardError::TokenOutOfRange { id: 256, vocab: 256 });
+    let (_, model) =
+        load_checkpoint::<B>(&fixture("qwen2_gqa4_untied"), &Default::default()).unwrap();
+    assert_eq!(
+        model.logits(&[1, 256]).unwrap_err(),
+        ForwardError::TokenOutOfRange {
+            id: 256,
+            vocab: 256
+        }
+    );
     assert_eq!(model.logits(&[]).unwrap_err(), ForwardError::Empty);
 }
