@@ -7,14 +7,14 @@
 //! |---|---|---|
 //! | Untied embedding and output projection (tied when `tie_word_embeddings`) | [`Model::lm_head`] | `golden::qwen2_gqa4_untied`, `golden::qwen2_mha_tied` |
 //! | RoPE, f32 inverse frequencies, rotate-half layout | [`crate::rope`] | `rope::tests::rotate_half_layout`, all golden tests |
-//! | NTK-aware scaling: static alpha | [`crate::config::RopeScaling::NtkAlpha`] | `rope::tests::static_ntk_alpha_raises_the_base` |
+//! | NTK-aware scaling: static alpha | [`crate::config::RopeScaling::NtkAlpha`] | `rope::tests::static_ntk_alpha_raises_the_base`, `golden::static_ntk_alpha_equals_a_raised_rope_theta` |
 //! | Dynamic NTK scaling past `max_position_embeddings` | [`crate::config::RopeScaling::Dynamic`] | `rope::tests::dynamic_only_acts_past_max_positions`, `golden::qwen2_dynamic_rope` |
-//! | Bias only in q/k/v | [`crate::attention::Attention`] (`Config::qkv_bias`) | `golden::qwen2_*`, `golden::llama_gqa2` |
+//! | Bias only in q/k/v | [`crate::attention::Attention`] (`Config::qkv_bias`) | `golden::qwen2_*`, `golden::llama_gqa2_sharded` |
 //! | Pre-norm RMSNorm in f32 | [`crate::norm::RmsNorm`], [`crate::layer::DecoderLayer`] | `norm::tests::rms_norm_matches_hand_computation` |
 //! | SwiGLU MLP, width `intermediate_size` | [`crate::mlp::Mlp`] | `mlp::tests::swiglu_matches_hand_computation` |
 //! | Grouped-query attention | [`crate::attention::Attention`] | `attention::tests::gqa_equals_repeated_heads`, golden GQA 1/2/4 |
-//! | LogN query scaling beyond the training length | [`crate::attention::logn_factors`] | `attention::tests::logn_factors_independent_values`, `attention::tests::logn_scales_queries_past_train_len` |
-//! | Per-layer window attention (`use_sliding_window`/`max_window_layers`/`layer_types`, or `layer_windows`) | [`crate::config::Config::layer_window`], [`crate::attention::causal_mask`] | `config::tests::sliding_window_follows_transformers`, `attention::tests::window_mask`, `golden::qwen2_sliding_window` |
+//! | LogN query scaling beyond the training length | [`crate::attention::logn_factors`] | `attention::tests::logn_factors_independent_values`, `attention::tests::logn_scales_queries_past_train_len`, `golden::logn_only_acts_past_the_training_length` |
+//! | Per-layer window attention (`use_sliding_window`/`max_window_layers`/`layer_types`, or `layer_windows`) | [`crate::config::Config::layer_window`], [`crate::attention::causal_mask`] | `config::tests::sliding_window_follows_transformers`, `attention::tests::window_mask`, `golden::qwen2_sliding_window`, `golden::explicit_layer_windows_reproduce_transformers_sliding_layers` |
 //! | Fused attention, plain masked softmax kept as reference | [`crate::config::AttentionImpl`] | `attention::tests::fused_matches_plain`, `golden::fused_attention_matches_transformers` |
 //! | Qwen3 per-head q/k RMSNorm, explicit `head_dim` | [`crate::attention::Attention`] | `golden::qwen3_qk_norm` |
 

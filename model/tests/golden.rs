@@ -121,3 +121,85 @@ fn fused_attention_matches_transformers() {
         assert_eq!(cached.tokens, g.greedy_cached, "{name} fused greedy");
     }
 }
+
+/// Logits of `name`'s golden input with its config changed by `edit`.
+fn logits_with(name: &str, edit: impl FnOnce(&mut Config)) -> Vec<f32> {
+    let dir = fixture_dir(name);
+    let mut config = Config::from_file(&dir.join("config.json")).unwrap();
+    edit(&mut config);
+    let model = load_weights::<B>(&dir, &config, &Default::default()).unwrap();
+    let (g, _) = golden(name);
+    model
+        .logits(&g.input_ids)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Max |difference| to the fixture's golden logits with the config changed by `edit`.
+fn diff_with(name: &str, edit: impl FnOnce(&mut Config)) -> f32 {
+    max_diff(&logits_with(name, edit), &golden(name).1)
+}
+
+#[test]
+fn explicit_layer_windows_reproduce_transformers_sliding_layers() {
+    // The fixture slides on layers 1 and 2 (max_window_layers 1, window 8); the explicit list says
+    // the same thing without the transformers keys.
+    let diff = diff_with("qwen2_sliding_window", |c| {
+        c.use_sliding_window = Some(false);
+        c.layer_types = None;
+        c.layer_windows = Some(vec![None, Some(8), Some(8)]);
+    });
+    assert!(diff < TOLERANCE, "{diff}");
+    // A different window list changes the output.
+    let diff = diff_with("qwen2_sliding_window", |c| {
+        c.use_sliding_window = Some(false);
+        c.layer_types = None;
+        c.layer_windows = Some(vec![Some(4), Some(8), Some(8)]);
+    });
+    assert!(diff > 1e-3, "{diff}");
+}
+
+#[test]
+fn logn_only_acts_past_the_training_length() {
+    // 20 input tokens: a training length of 20 leaves every query unscaled ...
+    let diff = diff_with("qwen2_gqa4_untied", |c| {
+        c.use_logn_attn = true;
+        c.seq_length = Some(20);
+    });
+    assert!(diff < TOLERANCE, "{diff}");
+    // ... 8 scales positions 8..20 and changes the logits.
+    let diff = diff_with("qwen2_gqa4_untied", |c| {
+        c.use_logn_attn = true;
+        c.seq_length = Some(8);
+    });
+    assert!(diff > 1e-3, "{diff}");
+}
+
+#[test]
+fn static_ntk_alpha_equals_a_raised_rope_theta() {
+    // alpha 2, head_dim 8: theta' = 10000 * 2^(8/6).
+    let with_alpha = logits_with("qwen2_gqa4_untied", |c| {
+        c.rope_parameters = None;
+        c.rope_theta = Some(10000.0);
+        c.rope_scaling =
+            Some(serde_json::from_str(r#"{"rope_type": "ntk", "alpha": 2.0}"#).unwrap());
+    });
+    let raised = logits_with("qwen2_gqa4_untied", |c| {
+        c.rope_parameters = None;
+        c.rope_theta = Some(10000.0 * 2f64.powf(8.0 / 6.0));
+    });
+    assert!(
+        max_diff(&with_alpha, &golden("qwen2_gqa4_untied").1) > 1e-3,
+        "alpha had no effect"
+    );
+    assert!(max_diff(&with_alpha, &raised) < 1e-6);
+}
