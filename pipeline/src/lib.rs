@@ -3,6 +3,8 @@
 pub mod atomic;
 pub mod input;
 pub mod parquet;
+pub mod parse;
+pub mod prompts;
 pub mod records;
 pub mod seeds;
 pub mod cli;
