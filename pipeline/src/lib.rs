@@ -10,4 +10,5 @@ pub mod seeds;
 pub mod cli;
 pub mod commands;
 pub mod dedup;
+pub mod generator;
 pub mod table;
