@@ -7,6 +7,9 @@
 //!   number; the reference only sees continuations of the `9.` it prompted with.
 //! - [`LengthPolicy::DropLastItem`] (not the default) keeps the finished items of a response cut
 //!   by the token limit and drops only its last, unfinished one.
+//! - Chat style only: an unnumbered first piece ending in `:` ("Here are more tasks:") is chatter,
+//!   dropped as [`ResponseDrop::Preamble`]. In completion style the first piece is the continuation
+//!   of `9.`, and an instruction may well end in a colon.
 //! - Items are normalised with [`filters::normalize_instruction`] (whitespace collapsed, trimmed,
 //!   no `capitalize()`); empty items are returned, so the rule filter records them as `empty`.
 //! - Instance markers (`Example N`, `Input:`, `Output:`, `Class label:`) count only at the start
@@ -20,7 +23,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::FinishReason;
-use crate::prompts::InstanceMethod;
+use crate::prompts::{InstanceMethod, PromptStyle};
 
 /// Compiles a regex literal of this file; a failure is a bug caught by every test here.
 fn re(pattern: &str) -> Regex {
@@ -52,6 +55,8 @@ pub enum ResponseDrop {
     LengthLimit,
     /// The last item of a response that ended on the token limit ([`LengthPolicy::DropLastItem`]).
     UnfinishedItem,
+    /// A chat model's lead-in before its numbered items ("Here are more tasks:").
+    Preamble,
 }
 
 impl ResponseDrop {
@@ -60,6 +65,7 @@ impl ResponseDrop {
         match self {
             ResponseDrop::LengthLimit => "length_limit",
             ResponseDrop::UnfinishedItem => "unfinished_item",
+            ResponseDrop::Preamble => "preamble",
         }
     }
 }
@@ -84,8 +90,8 @@ pub struct ParsedList {
 ///
 /// `text` is what followed the prompt's final `9.`: the first item has no number of its own (a
 /// leading number, as chat models write, is removed), the others are separated by
-/// `\n\d+\s?\. `, the reference's pattern.
-pub fn parse_instruction_list(text: &str, finish: FinishReason, policy: LengthPolicy) -> ParsedList {
+/// `\n\d+\s?\. `, the reference's pattern. `style` is the style of the prompt that was answered.
+pub fn parse_instruction_list(text: &str, finish: FinishReason, policy: LengthPolicy, style: PromptStyle) -> ParsedList {
     if finish == FinishReason::Length && policy == LengthPolicy::DropResponse {
         return ParsedList {
             items: Vec::new(),
@@ -93,9 +99,9 @@ pub fn parse_instruction_list(text: &str, finish: FinishReason, policy: LengthPo
         };
     }
     let text = text.replace("\r\n", "\n");
-    let body = match LEADING_NUMBER.find(&text) {
-        Some(m) => &text[m.end()..],
-        None => text.as_str(),
+    let (body, numbered) = match LEADING_NUMBER.find(&text) {
+        Some(m) => (&text[m.end()..], true),
+        None => (text.as_str(), false),
     };
     let mut items: Vec<String> = ITEM_SEPARATOR.split(body).map(filters::normalize_instruction).collect();
     // A response that is only trailing whitespace after its last separator gives an empty last
@@ -105,6 +111,9 @@ pub fn parse_instruction_list(text: &str, finish: FinishReason, policy: LengthPo
         items.pop();
     }
     let mut dropped = Vec::new();
+    if style == PromptStyle::Chat && !numbered && items.len() > 1 && items[0].ends_with(':') {
+        dropped.push(DroppedText { text: items.remove(0), reason: ResponseDrop::Preamble });
+    }
     if finish == FinishReason::Length {
         if let Some(last) = items.pop() {
             dropped.push(DroppedText { text: last, reason: ResponseDrop::UnfinishedItem });
@@ -267,9 +276,10 @@ mod tests {
 
     use FinishReason::{Length, Stop};
     use LengthPolicy::{DropLastItem, DropResponse};
+    use PromptStyle::{Chat, Completion};
 
     fn items(text: &str) -> Vec<String> {
-        let parsed = parse_instruction_list(text, Stop, DropResponse);
+        let parsed = parse_instruction_list(text, Stop, DropResponse, Completion);
         assert!(parsed.dropped.is_empty());
         parsed.items
     }
@@ -323,7 +333,7 @@ mod tests {
     #[test]
     fn length_stop_drops_the_whole_response_by_default() {
         let text = " Name a river.\n10. Name a lake.\n11. Describe the";
-        let parsed = parse_instruction_list(text, Length, DropResponse);
+        let parsed = parse_instruction_list(text, Length, DropResponse, Completion);
         assert!(parsed.items.is_empty());
         assert_eq!(parsed.dropped, [DroppedText { text: text.to_owned(), reason: ResponseDrop::LengthLimit }]);
         assert_eq!(ResponseDrop::LengthLimit.as_str(), "length_limit");
@@ -331,11 +341,25 @@ mod tests {
 
     #[test]
     fn length_stop_can_drop_only_the_unfinished_item() {
-        let parsed = parse_instruction_list(" Name a river.\n10. Name a lake.\n11. Describe the", Length, DropLastItem);
+        let parsed = parse_instruction_list(" Name a river.\n10. Name a lake.\n11. Describe the", Length, DropLastItem, Completion);
         assert_eq!(parsed.items, ["Name a river.", "Name a lake."]);
         assert_eq!(parsed.dropped, [DroppedText { text: "Describe the".to_owned(), reason: ResponseDrop::UnfinishedItem }]);
         // A stop finish is not affected by the policy.
-        assert_eq!(parse_instruction_list(" A.\n10. B.", Stop, DropLastItem).items, ["A.", "B."]);
+        assert_eq!(parse_instruction_list(" A.\n10. B.", Stop, DropLastItem, Completion).items, ["A.", "B."]);
+    }
+
+    #[test]
+    fn chat_preamble_is_dropped_with_its_reason() {
+        let text = "Here are more tasks:\n9. Name a river.\n10. Name a lake.";
+        let chat = parse_instruction_list(text, Stop, DropResponse, Chat);
+        assert_eq!(chat.items, ["Name a river.", "Name a lake."]);
+        assert_eq!(chat.dropped, [DroppedText { text: "Here are more tasks:".to_owned(), reason: ResponseDrop::Preamble }]);
+        // Completion style: the first piece continues "9." and may end in a colon.
+        let completion = parse_instruction_list(" Translate into French:\n10. Name a lake.", Stop, DropResponse, Completion);
+        assert_eq!(completion.items, ["Translate into French:", "Name a lake."]);
+        // Chat style, numbered from the start or a lone item: nothing is a preamble.
+        assert!(parse_instruction_list("9. Translate into French:\n10. Name a lake.", Stop, DropResponse, Chat).dropped.is_empty());
+        assert_eq!(parse_instruction_list("Translate into French:", Stop, DropResponse, Chat).items, ["Translate into French:"]);
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// Uniform in `0..n` (`n > 0`), without modulo bias (Lemire's multiply-and-reject).
+    /// Uniform in `0..n`, without modulo bias (Lemire's multiply-and-reject). Panics if `n == 0`.
     pub fn below(&mut self, n: u64) -> u64 {
         debug_assert!(n > 0);
         let threshold = n.wrapping_neg() % n;
