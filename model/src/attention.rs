@@ -192,5 +192,6 @@ impl<B: Backend> Attention<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 #[path = "attention_tests.rs"]
 mod tests;

@@ -455,7 +455,7 @@ impl Config {
                     ),
                 ));
             }
-            if list.iter().any(|w| *w == Some(0)) {
+            if list.contains(&Some(0)) {
                 return Err(invalid("layer_windows", "a window must be > 0"));
             }
             if self.use_sliding_window == Some(true) {
@@ -483,5 +483,6 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 #[path = "config_tests.rs"]
 mod tests;

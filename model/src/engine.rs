@@ -139,13 +139,13 @@ pub fn generate<B: Backend>(
             };
             let take = (r.n - first).min(max_batch - rows.len());
             let mut pushed = 0;
-            for sample in first..first + take {
+            for (sample, slot) in results[req].iter_mut().enumerate().skip(first).take(take) {
                 let mut sampler = Sampler::new(SamplingParams {
                     seed: r.sampling.seed.wrapping_add(sample as u64),
                     ..r.sampling.clone()
                 });
                 if r.max_new_tokens == 0 {
-                    results[req][sample] = Some(finish(Vec::new(), FinishReason::Length, decoder));
+                    *slot = Some(finish(Vec::new(), FinishReason::Length, decoder));
                     continue;
                 }
                 let token = sampler.sample(&mut logits.clone());
@@ -156,7 +156,7 @@ pub fn generate<B: Backend>(
                     tokens: vec![token],
                 };
                 match check_done(r, &row.tokens, decoder) {
-                    Some(done) => results[req][sample] = Some(done),
+                    Some(done) => *slot = Some(done),
                     None => {
                         rows.push(row);
                         next_tokens.push(token);

@@ -25,6 +25,7 @@ pub mod tokenizer;
 pub mod weights;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod testutil;
 
 pub use cache::KvCache;

@@ -26,6 +26,7 @@ impl<B: Backend> Mlp<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::testutil::linear_from;

@@ -38,6 +38,7 @@ impl<B: Backend> RmsNorm<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use burn::backend::Flex;

@@ -175,6 +175,7 @@ pub fn argmax(values: &[f32]) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

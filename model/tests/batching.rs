@@ -1,6 +1,8 @@
 //! Batched generation: a prompt's output is the same alone and inside a batch of 16 prompts of
 //! mixed lengths, with refill of finished rows; seeds, `n`, stops and finish reasons.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use burn::backend::Flex;

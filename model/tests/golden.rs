@@ -2,6 +2,8 @@
 //! (regenerate with `tests/fixtures/models/make_fixtures.py`): logits for every position within
 //! 1e-4, and identical greedy continuations with and without the KV cache.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use burn::backend::Flex;
