@@ -25,7 +25,10 @@ fn config(urls: Vec<String>) -> OpenAiConfig {
 }
 
 fn text(prompt: &str) -> GenRequest {
-    GenRequest { prompt: Prompt::Text(prompt.to_string()), params: SamplingParams::default() }
+    GenRequest {
+        prompt: Prompt::Text(prompt.to_string()),
+        params: SamplingParams::default(),
+    }
 }
 
 fn completion(text: &str, finish: &str) -> Value {
@@ -37,7 +40,10 @@ fn completion(text: &str, finish: &str) -> Value {
 /// A numbered list that continues the prompt at "9.", naming the prompt so order can be checked.
 fn numbered_list(req: &Request) -> Value {
     let p = req.prompt();
-    completion(&format!(" Describe {p}.\n10. Summarise {p}.\n11. Translate {p}."), "stop")
+    completion(
+        &format!(" Describe {p}.\n10. Summarise {p}.\n11. Translate {p}."),
+        "stop",
+    )
 }
 
 fn ok<E: std::fmt::Display>(result: &Result<Generation, E>) -> &Generation {
@@ -93,16 +99,31 @@ fn numbered_list_completions_in_request_order_with_every_parameter() {
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(r.header("authorization"), None);
     }
-    let first = received.iter().find(|r| r.prompt() == "p0").expect("p0 sent");
+    let first = received
+        .iter()
+        .find(|r| r.prompt() == "p0")
+        .expect("p0 sent");
     assert_eq!(
         first.body,
         json!({"model": "test-model", "prompt": "p0", "max_tokens": 1024, "temperature": 0.7,
                "top_p": 0.5, "presence_penalty": 2.0, "frequency_penalty": 0.0,
                "stop": ["\n\n", "\n16", "16.", "16 ."], "n": 1, "seed": 7})
     );
-    let plain = received.iter().find(|r| r.prompt() == "p1").expect("p1 sent");
-    let keys: Vec<&str> = plain.body.as_object().expect("object").keys().map(String::as_str).collect();
-    assert!(!keys.contains(&"stop") && !keys.contains(&"seed"), "{keys:?}");
+    let plain = received
+        .iter()
+        .find(|r| r.prompt() == "p1")
+        .expect("p1 sent");
+    let keys: Vec<&str> = plain
+        .body
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        !keys.contains(&"stop") && !keys.contains(&"seed"),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -119,7 +140,8 @@ fn truncated_response_reports_length() {
 fn rate_limit_429_is_retried_after_retry_after() {
     // Retry-After: 0 with a huge backoff: the server's word wins, so the retry comes at once.
     let server = Server::start(|req, seen| match seen {
-        0 => Reply::json(429, json!({"error": {"message": "slow down"}})).with_header("Retry-After", "0"),
+        0 => Reply::json(429, json!({"error": {"message": "slow down"}}))
+            .with_header("Retry-After", "0"),
         _ => Reply::ok(numbered_list(req)),
     });
     let generator = OpenAiGenerator::new(OpenAiConfig {
@@ -130,7 +152,11 @@ fn rate_limit_429_is_retried_after_retry_after() {
     .expect("generator");
     let started = Instant::now();
     let results = generator.generate(&[text("a"), text("b")]);
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(ok(&results[0]).samples[0].text.contains("Describe a"));
     assert!(ok(&results[1]).samples[0].text.contains("Describe b"));
     assert_eq!(server.count("a"), 2);
@@ -150,7 +176,11 @@ fn rate_limit_429_is_retried_after_retry_after() {
     let started = Instant::now();
     let results = generator.generate(&[text("c")]);
     ok(&results[0]);
-    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(server.count("c"), 2);
 }
 
@@ -167,10 +197,28 @@ fn server_error_500_is_retried() {
 }
 
 #[test]
+fn a_body_cut_off_in_transit_is_retried() {
+    let server = Server::start(|req, seen| match seen {
+        0 => Reply::CutOff {
+            sent: "{\"choices\": [{\"text\": \"par".into(),
+        },
+        _ => Reply::ok(numbered_list(req)),
+    });
+    let generator = OpenAiGenerator::new(config(vec![server.url()])).expect("generator");
+    let results = generator.generate(&[text("cut")]);
+    assert!(ok(&results[0]).samples[0].text.contains("Describe cut"));
+    assert_eq!(server.count("cut"), 2);
+}
+
+#[test]
 fn retries_give_up_after_max_retries() {
-    let server = Server::start(|_, _| Reply::json(503, json!({"error": {"message": "overloaded"}})));
-    let generator = OpenAiGenerator::new(OpenAiConfig { max_retries: 2, ..config(vec![server.url()]) })
-        .expect("generator");
+    let server =
+        Server::start(|_, _| Reply::json(503, json!({"error": {"message": "overloaded"}})));
+    let generator = OpenAiGenerator::new(OpenAiConfig {
+        max_retries: 2,
+        ..config(vec![server.url()])
+    })
+    .expect("generator");
     let results = generator.generate(&[text("x")]);
     let e = err(&results[0]);
     assert!(e.contains("HTTP 503: overloaded"), "{e}");
@@ -188,8 +236,13 @@ fn malformed_json_fails_that_request_only_and_names_url_status_and_body() {
         _ => Reply::ok(numbered_list(req)),
     });
     let generator = OpenAiGenerator::new(config(vec![server.url()])).expect("generator");
-    let results =
-        generator.generate(&[text("good1"), text("bad"), text("long"), text("nochoices"), text("good2")]);
+    let results = generator.generate(&[
+        text("good1"),
+        text("bad"),
+        text("long"),
+        text("nochoices"),
+        text("good2"),
+    ]);
     ok(&results[0]);
     ok(&results[4]);
     let url = format!("{}/v1/completions", server.url());
@@ -218,29 +271,47 @@ fn slow_reply_times_out_then_succeeds() {
         0 => Reply::ok(numbered_list(req)).after(Duration::from_secs(3)),
         _ => Reply::ok(numbered_list(req)),
     });
-    let generator =
-        OpenAiGenerator::new(OpenAiConfig { request_timeout_s: 0.5, ..config(vec![server.url()]) })
-            .expect("generator");
+    let generator = OpenAiGenerator::new(OpenAiConfig {
+        request_timeout_s: 0.5,
+        ..config(vec![server.url()])
+    })
+    .expect("generator");
     let started = Instant::now();
     let results = generator.generate(&[text("slow")]);
     assert!(ok(&results[0]).samples[0].text.contains("Describe slow"));
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(server.count("slow"), 2);
 }
 
 #[test]
 fn client_errors_are_not_retried_and_carry_the_servers_message() {
     let server = Server::start(|req, _| match req.prompt() {
-        "400" => Reply::json(400, json!({"error": {"message": "max_tokens is too large: 99999", "type": "invalid_request_error"}})),
-        "401" => Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}})),
+        "400" => Reply::json(
+            400,
+            json!({"error": {"message": "max_tokens is too large: 99999", "type": "invalid_request_error"}}),
+        ),
+        "401" => Reply::json(
+            401,
+            json!({"error": {"message": "Incorrect API key provided"}}),
+        ),
         "404" => Reply::json(404, json!({"detail": "Not Found"})),
         _ => Reply::ok(numbered_list(req)),
     });
     let generator = OpenAiGenerator::new(config(vec![server.url()])).expect("generator");
     let results = generator.generate(&[text("400"), text("401"), text("404"), text("fine")]);
     let e = err(&results[0]);
-    assert!(e.contains("HTTP 400: max_tokens is too large: 99999"), "{e}");
-    assert!(e.contains(&format!("{}/v1/completions", server.url())), "{e}");
+    assert!(
+        e.contains("HTTP 400: max_tokens is too large: 99999"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("{}/v1/completions", server.url())),
+        "{e}"
+    );
     assert!(err(&results[1]).contains("HTTP 401: Incorrect API key provided"));
     assert!(err(&results[2]).contains("HTTP 404: Not Found"));
     ok(&results[3]);
@@ -264,10 +335,19 @@ fn chat_endpoint_sends_messages_and_reads_message_content() {
     .expect("generator");
     let chat = GenRequest {
         prompt: Prompt::Chat(vec![
-            ChatMessage { role: "system".into(), content: "Answer Yes or No.".into() },
-            ChatMessage { role: "user".into(), content: "Is this a classification task?".into() },
+            ChatMessage {
+                role: "system".into(),
+                content: "Answer Yes or No.".into(),
+            },
+            ChatMessage {
+                role: "user".into(),
+                content: "Is this a classification task?".into(),
+            },
         ]),
-        params: SamplingParams { max_tokens: 3, ..SamplingParams::default() },
+        params: SamplingParams {
+            max_tokens: 3,
+            ..SamplingParams::default()
+        },
     };
     let results = generator.generate(&[chat, text("not a chat")]);
     let g = ok(&results[0]);
@@ -275,7 +355,10 @@ fn chat_endpoint_sends_messages_and_reads_message_content() {
     assert_eq!(g.samples[0].completion_tokens, Some(2));
     assert_eq!(g.prompt_tokens, Some(20));
     let e = err(&results[1]);
-    assert!(e.contains("text prompt cannot be sent to the chat endpoint"), "{e}");
+    assert!(
+        e.contains("text prompt cannot be sent to the chat endpoint"),
+        "{e}"
+    );
 
     let received = server.requests();
     assert_eq!(received.len(), 1, "the mismatched prompt must not be sent");
@@ -294,15 +377,24 @@ fn n_samples_come_back_in_index_order() {
         let n = req.body["n"].as_u64().unwrap_or(1);
         let choices: Vec<Value> = (0..n)
             .rev()
-            .map(|i| json!({"index": i, "text": format!("sample {i}"),
-                            "finish_reason": if i == 1 { "length" } else { "stop" }}))
+            .map(|i| {
+                json!({"index": i, "text": format!("sample {i}"),
+                            "finish_reason": if i == 1 { "length" } else { "stop" }})
+            })
             .collect();
-        Reply::ok(json!({"choices": choices, "usage": {"prompt_tokens": 4, "completion_tokens": 40}}))
+        Reply::ok(
+            json!({"choices": choices, "usage": {"prompt_tokens": 4, "completion_tokens": 40}}),
+        )
     });
     let generator = OpenAiGenerator::new(config(vec![server.url()])).expect("generator");
     let request = GenRequest {
         prompt: Prompt::Text("p".into()),
-        params: SamplingParams { n: 3, temperature: 1.0, seed: Some(1), ..SamplingParams::default() },
+        params: SamplingParams {
+            n: 3,
+            temperature: 1.0,
+            seed: Some(1),
+            ..SamplingParams::default()
+        },
     };
     let results = generator.generate(&[request]);
     let g = ok(&results[0]);
@@ -325,7 +417,10 @@ fn two_base_urls_share_the_load() {
         ..config(vec![a.url(), format!("{}/v1", b.url())])
     })
     .expect("generator");
-    assert_eq!(generator.describe(), format!("openai:test-model@{},{}", a.url(), b.url()));
+    assert_eq!(
+        generator.describe(),
+        format!("openai:test-model@{},{}", a.url(), b.url())
+    );
     let requests: Vec<GenRequest> = (0..20).map(|i| text(&format!("q{i}"))).collect();
     let results = generator.generate(&requests);
     for (i, r) in results.iter().enumerate() {
@@ -334,7 +429,10 @@ fn two_base_urls_share_the_load() {
     let (na, nb) = (a.requests().len(), b.requests().len());
     assert_eq!(na + nb, 20);
     assert!(na >= 5 && nb >= 5, "unbalanced: {na} vs {nb}");
-    let answered_by_b = results.iter().filter(|r| ok(r).generator.ends_with(&b.url())).count();
+    let answered_by_b = results
+        .iter()
+        .filter(|r| ok(r).generator.ends_with(&b.url()))
+        .count();
     assert_eq!(answered_by_b, nb);
 }
 
@@ -355,8 +453,11 @@ fn a_dead_base_url_fails_over_to_a_live_one() {
 
     // With nothing alive the error says it could not connect, and where.
     let dead = dead_url();
-    let generator = OpenAiGenerator::new(OpenAiConfig { max_retries: 1, ..config(vec![dead.clone()]) })
-        .expect("generator");
+    let generator = OpenAiGenerator::new(OpenAiConfig {
+        max_retries: 1,
+        ..config(vec![dead.clone()])
+    })
+    .expect("generator");
     let e = err(&generator.generate(&[text("x")])[0]);
     assert!(e.contains("could not connect") && e.contains(&dead), "{e}");
     assert!(e.contains("gave up after 2 attempts"), "{e}");
@@ -364,9 +465,13 @@ fn a_dead_base_url_fails_over_to_a_live_one() {
 
 #[test]
 fn concurrency_is_bounded() {
-    let server = Server::start(|req, _| Reply::ok(numbered_list(req)).after(Duration::from_millis(60)));
-    let generator = OpenAiGenerator::new(OpenAiConfig { max_concurrency: 3, ..config(vec![server.url()]) })
-        .expect("generator");
+    let server =
+        Server::start(|req, _| Reply::ok(numbered_list(req)).after(Duration::from_millis(60)));
+    let generator = OpenAiGenerator::new(OpenAiConfig {
+        max_concurrency: 3,
+        ..config(vec![server.url()])
+    })
+    .expect("generator");
     let requests: Vec<GenRequest> = (0..12).map(|i| text(&format!("c{i}"))).collect();
     let results = generator.generate(&requests);
     assert!(results.iter().all(|r| r.is_ok()));
@@ -384,13 +489,19 @@ fn api_key_goes_in_the_authorization_header_and_nowhere_else() {
         let auth = req.header("authorization").unwrap_or("").to_string();
         match req.prompt() {
             // A server (or proxy) that echoes the header back in its error.
-            "echo" => Reply::json(401, json!({"error": {"message": format!("bad credentials: {auth}")}})),
+            "echo" => Reply::json(
+                401,
+                json!({"error": {"message": format!("bad credentials: {auth}")}}),
+            ),
             "garbage" => Reply::raw(200, &format!("not json {auth}")),
             _ if auth == format!("Bearer {key}") => Reply::ok(numbered_list(req)),
             _ => Reply::json(401, json!({"error": {"message": "missing key"}})),
         }
     });
-    let cfg = OpenAiConfig { api_key_env: Some(var.into()), ..config(vec![server.url(), dead_url()]) };
+    let cfg = OpenAiConfig {
+        api_key_env: Some(var.into()),
+        ..config(vec![server.url(), dead_url()])
+    };
     let generator = OpenAiGenerator::new(cfg.clone()).expect("generator");
     assert!(generator.has_api_key());
     let results = generator.generate(&[text("ok"), text("echo"), text("garbage")]);
@@ -401,15 +512,26 @@ fn api_key_goes_in_the_authorization_header_and_nowhere_else() {
         assert!(e.contains("<redacted>"), "{e}");
     }
     let received = server.requests();
-    assert!(received.iter().all(|r| r.header("authorization") == Some(&*format!("Bearer {key}"))));
+    assert!(received
+        .iter()
+        .all(|r| r.header("authorization") == Some(&*format!("Bearer {key}"))));
 
-    let shown = format!("{generator:?} {generator:#?} {} {cfg:?}", generator.describe());
-    assert!(!shown.contains(key), "key leaked into Debug/describe: {shown}");
+    let shown = format!(
+        "{generator:?} {generator:#?} {} {cfg:?}",
+        generator.describe()
+    );
+    assert!(
+        !shown.contains(key),
+        "key leaked into Debug/describe: {shown}"
+    );
 
     // Connection errors do not carry it either.
-    let unreachable =
-        OpenAiGenerator::new(OpenAiConfig { max_retries: 0, api_key_env: Some(var.into()), ..config(vec![dead_url()]) })
-            .expect("generator");
+    let unreachable = OpenAiGenerator::new(OpenAiConfig {
+        max_retries: 0,
+        api_key_env: Some(var.into()),
+        ..config(vec![dead_url()])
+    })
+    .expect("generator");
     let e = err(&unreachable.generate(&[text("x")])[0]);
     assert!(!e.contains(key), "{e}");
 }

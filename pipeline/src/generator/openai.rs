@@ -139,7 +139,10 @@ impl OpenAiConfig {
             bail!("openai generator: max_concurrency must be at least 1");
         }
         if self.max_concurrency > Semaphore::MAX_PERMITS {
-            bail!("openai generator: max_concurrency {} is too large", self.max_concurrency);
+            bail!(
+                "openai generator: max_concurrency {} is too large",
+                self.max_concurrency
+            );
         }
         if self.initial_backoff_ms > self.max_backoff_ms {
             bail!(
@@ -286,7 +289,9 @@ fn read_api_key(var: Option<&str>) -> anyhow::Result<Option<ApiKey>> {
         return Ok(None);
     }
     if HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
-        bail!("openai generator: the API key in ${var} has characters not allowed in an HTTP header");
+        bail!(
+            "openai generator: the API key in ${var} has characters not allowed in an HTTP header"
+        );
     }
     Ok(Some(ApiKey(key)))
 }
@@ -327,6 +332,15 @@ impl Inner {
             let (error, retry_after, connect) = match outcome {
                 Attempt::Done(parsed) => {
                     self.pool.mark_up(base);
+                    if parsed.samples.len() != request.params.n as usize {
+                        // llama.cpp's server, for one, ignores `n`: keep what came, say so.
+                        tracing::warn!(
+                            url = %url,
+                            asked = request.params.n,
+                            got = parsed.samples.len(),
+                            "server returned a different number of samples than requested"
+                        );
+                    }
                     return Ok(Generation {
                         samples: parsed.samples,
                         prompt_tokens: parsed.prompt_tokens,
@@ -424,7 +438,11 @@ impl Inner {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let what = if e.is_timeout() { "timed out" } else { "failed" };
+                    let what = if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "failed"
+                    };
                     return Attempt::Retry {
                         error: format!(
                             "POST {url}: HTTP {}: reading the body {what}: {}",
@@ -448,7 +466,11 @@ impl Inner {
                 )),
             };
         }
-        let error = format!("POST {url}: HTTP {}: {}", status.as_u16(), wire::server_message(&text));
+        let error = format!(
+            "POST {url}: HTTP {}: {}",
+            status.as_u16(),
+            wire::server_message(&text)
+        );
         if status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
             || status.is_server_error()
@@ -465,15 +487,24 @@ impl Inner {
 
     /// Full jitter: uniform in `[0, min(max_backoff, initial_backoff * 2^retry)]`.
     fn backoff(&self, retry: u32) -> Duration {
-        let cap = backoff_cap(self.config.initial_backoff_ms, self.config.max_backoff_ms, retry);
-        let draw = splitmix64(self.jitter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
+        let cap = backoff_cap(
+            self.config.initial_backoff_ms,
+            self.config.max_backoff_ms,
+            retry,
+        );
+        let draw = splitmix64(
+            self.jitter
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+        );
         Duration::from_millis(if cap == 0 { 0 } else { draw % (cap + 1) })
     }
 
     /// Replaces the API key wherever it appears (a server or proxy may echo request headers).
     fn redact(&self, message: String) -> String {
         match &self.api_key {
-            Some(ApiKey(key)) if message.contains(key.as_str()) => message.replace(key.as_str(), "<redacted>"),
+            Some(ApiKey(key)) if message.contains(key.as_str()) => {
+                message.replace(key.as_str(), "<redacted>")
+            }
             _ => message,
         }
     }
@@ -502,7 +533,9 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     if !seconds.is_finite() || seconds < 0.0 {
         return None;
     }
-    Some(Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
+    Some(Duration::from_secs_f64(
+        seconds.min(MAX_RETRY_AFTER.as_secs_f64()),
+    ))
 }
 
 /// A reqwest error and its causes on one line, without the URL (the caller names it).
@@ -540,9 +573,10 @@ mod tests {
         assert_eq!(parsed.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
         assert_eq!(parsed.endpoint, Endpoint::Completions);
 
-        let chat: OpenAiConfig =
-            serde_json::from_str(r#"{"base_urls": ["http://h:1"], "model": "m", "endpoint": "chat"}"#)
-                .expect("parse");
+        let chat: OpenAiConfig = serde_json::from_str(
+            r#"{"base_urls": ["http://h:1"], "model": "m", "endpoint": "chat"}"#,
+        )
+        .expect("parse");
         assert_eq!(chat.endpoint, Endpoint::Chat);
 
         let err = serde_json::from_str::<OpenAiConfig>(
@@ -559,21 +593,51 @@ mod tests {
             (config(&[]), "base_urls is empty"),
             (config(&["http://h:1", "http://h:1/v1/"]), "repeats"),
             (config(&["h:1"]), "base_urls[0]"),
-            (OpenAiConfig { model: " ".into(), ..config(&["http://h:1"]) }, "model is empty"),
-            (OpenAiConfig { max_concurrency: 0, ..config(&["http://h:1"]) }, "max_concurrency"),
             (
-                OpenAiConfig { initial_backoff_ms: 10, max_backoff_ms: 5, ..config(&["http://h:1"]) },
+                OpenAiConfig {
+                    model: " ".into(),
+                    ..config(&["http://h:1"])
+                },
+                "model is empty",
+            ),
+            (
+                OpenAiConfig {
+                    max_concurrency: 0,
+                    ..config(&["http://h:1"])
+                },
+                "max_concurrency",
+            ),
+            (
+                OpenAiConfig {
+                    initial_backoff_ms: 10,
+                    max_backoff_ms: 5,
+                    ..config(&["http://h:1"])
+                },
                 "initial_backoff_ms",
             ),
-            (OpenAiConfig { request_timeout_s: 0.0, ..config(&["http://h:1"]) }, "request_timeout_s"),
-            (OpenAiConfig { request_timeout_s: f64::NAN, ..config(&["http://h:1"]) }, "request_timeout_s"),
+            (
+                OpenAiConfig {
+                    request_timeout_s: 0.0,
+                    ..config(&["http://h:1"])
+                },
+                "request_timeout_s",
+            ),
+            (
+                OpenAiConfig {
+                    request_timeout_s: f64::NAN,
+                    ..config(&["http://h:1"])
+                },
+                "request_timeout_s",
+            ),
         ];
         for (cfg, want) in cases {
             let err = cfg.validate().expect_err(want).to_string();
             assert!(err.contains(want), "got {err:?}, want {want:?}");
         }
         assert_eq!(
-            config(&["http://a:1/v1", "https://b/"]).validate().expect("valid"),
+            config(&["http://a:1/v1", "https://b/"])
+                .validate()
+                .expect("valid"),
             ["http://a:1", "https://b"]
         );
     }
@@ -597,7 +661,9 @@ mod tests {
             ..config(&["http://127.0.0.1:9"])
         })
         .expect("generator");
-        let draws: Vec<u64> = (0..200).map(|_| generator.inner.backoff(2).as_millis() as u64).collect();
+        let draws: Vec<u64> = (0..200)
+            .map(|_| generator.inner.backoff(2).as_millis() as u64)
+            .collect();
         assert!(draws.iter().all(|&d| d <= 400), "{draws:?}");
         assert!(draws.iter().any(|&d| d != draws[0]), "no jitter: {draws:?}");
     }
@@ -611,12 +677,18 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(2)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("0.25"));
-        assert_eq!(parse_retry_after(&headers), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_retry_after(&headers),
+            Some(Duration::from_millis(250))
+        );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("99999"));
         assert_eq!(parse_retry_after(&headers), Some(MAX_RETRY_AFTER));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("-1"));
         assert_eq!(parse_retry_after(&headers), None);
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(parse_retry_after(&headers), None);
     }
 
@@ -633,9 +705,14 @@ mod tests {
         let debug = format!("{generator:?} {generator:#?}");
         assert!(!debug.contains("sk-unit-secret-value"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
-        assert_eq!(generator.describe(), "openai:m@http://127.0.0.1:9,http://127.0.0.2:9");
         assert_eq!(
-            generator.inner.redact("echo: Bearer sk-unit-secret-value".into()),
+            generator.describe(),
+            "openai:m@http://127.0.0.1:9,http://127.0.0.2:9"
+        );
+        assert_eq!(
+            generator
+                .inner
+                .redact("echo: Bearer sk-unit-secret-value".into()),
             "echo: Bearer <redacted>"
         );
     }
@@ -644,7 +721,9 @@ mod tests {
     fn missing_or_empty_key_means_no_header_and_bad_key_is_an_error_without_the_key() {
         assert!(read_api_key(None).expect("none").is_none());
         assert!(read_api_key(Some("")).expect("empty name").is_none());
-        assert!(read_api_key(Some("SELFINSTRUCT_UNIT_TEST_UNSET_2718")).expect("unset").is_none());
+        assert!(read_api_key(Some("SELFINSTRUCT_UNIT_TEST_UNSET_2718"))
+            .expect("unset")
+            .is_none());
         let var = "SELFINSTRUCT_UNIT_TEST_BAD_KEY_1618";
         std::env::set_var(var, "sk-bad\u{7f}secret");
         let err = read_api_key(Some(var)).expect_err("bad header").to_string();

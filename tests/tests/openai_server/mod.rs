@@ -27,7 +27,10 @@ pub struct Request {
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `prompt` of a completions request, or the last message's content of a chat request.
@@ -52,11 +55,17 @@ pub enum Reply {
     },
     /// Waits, then answers.
     Delay(Duration, Box<Reply>),
+    /// A 200 whose headers promise more body than is sent before the connection closes.
+    CutOff { sent: String },
 }
 
 impl Reply {
     pub fn json(status: u16, body: Value) -> Reply {
-        Reply::Raw { status, headers: Vec::new(), body: body.to_string() }
+        Reply::Raw {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
     }
 
     pub fn ok(body: Value) -> Reply {
@@ -64,16 +73,29 @@ impl Reply {
     }
 
     pub fn raw(status: u16, body: &str) -> Reply {
-        Reply::Raw { status, headers: Vec::new(), body: body.to_string() }
+        Reply::Raw {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
     }
 
     pub fn with_header(self, name: &str, value: &str) -> Reply {
         match self {
-            Reply::Raw { status, mut headers, body } => {
+            Reply::Raw {
+                status,
+                mut headers,
+                body,
+            } => {
                 headers.push((name.to_string(), value.to_string()));
-                Reply::Raw { status, headers, body }
+                Reply::Raw {
+                    status,
+                    headers,
+                    body,
+                }
             }
             Reply::Delay(d, inner) => Reply::Delay(d, Box::new(inner.with_header(name, value))),
+            cut @ Reply::CutOff { .. } => cut,
         }
     }
 
@@ -130,7 +152,12 @@ impl Server {
                 }
             })
         };
-        Server { addr, shared, stop, thread: Some(thread) }
+        Server {
+            addr,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// `http://127.0.0.1:<port>` (no `/v1`).
@@ -144,7 +171,10 @@ impl Server {
 
     /// Requests received whose prompt is `prompt`.
     pub fn count(&self, prompt: &str) -> usize {
-        self.requests().iter().filter(|r| r.prompt() == prompt).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.prompt() == prompt)
+            .count()
     }
 
     /// The most requests that were being answered at the same time.
@@ -175,10 +205,15 @@ pub fn dead_url() -> String {
 fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let Some(request) = read_request(&mut stream)? else { return Ok(()) };
+    let Some(request) = read_request(&mut stream)? else {
+        return Ok(());
+    };
     let seen = {
         let mut log = shared.log.lock().expect("log");
-        let seen = log.iter().filter(|r| r.raw_body == request.raw_body).count();
+        let seen = log
+            .iter()
+            .filter(|r| r.raw_body == request.raw_body)
+            .count();
         log.push(request.clone());
         seen
     };
@@ -236,7 +271,13 @@ fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     }
     let raw_body = String::from_utf8_lossy(&body).to_string();
     let body = serde_json::from_str(&raw_body).unwrap_or(Value::Null);
-    Ok(Some(Request { method, path, headers, raw_body, body }))
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        raw_body,
+        body,
+    }))
 }
 
 fn write_reply(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
@@ -245,7 +286,11 @@ fn write_reply(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             std::thread::sleep(delay);
             write_reply(stream, *inner)
         }
-        Reply::Raw { status, headers, body } => {
+        Reply::Raw {
+            status,
+            headers,
+            body,
+        } => {
             let mut out = format!(
                 "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
                 reason(status),
@@ -258,6 +303,15 @@ fn write_reply(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             out.push_str(&body);
             stream.write_all(out.as_bytes())?;
             stream.flush()
+        }
+        Reply::CutOff { sent } => {
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{sent}",
+                sent.len() + 1000
+            );
+            stream.write_all(out.as_bytes())?;
+            stream.flush()?;
+            stream.shutdown(std::net::Shutdown::Both)
         }
     }
 }

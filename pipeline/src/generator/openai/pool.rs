@@ -12,9 +12,12 @@ use reqwest::Url;
 /// trailing `/` and no trailing `/v1` (the endpoint path adds it back).
 pub fn normalise_base_url(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim();
-    let url = Url::parse(trimmed).map_err(|e| format!("base URL {trimmed:?} is not a URL ({e})"))?;
+    let url =
+        Url::parse(trimmed).map_err(|e| format!("base URL {trimmed:?} is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("base URL {trimmed:?}: the scheme must be http or https"));
+        return Err(format!(
+            "base URL {trimmed:?}: the scheme must be http or https"
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("base URL {trimmed:?} has no host"));
@@ -27,7 +30,9 @@ pub fn normalise_base_url(raw: &str) -> Result<String, String> {
             .to_string());
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("base URL {trimmed:?} must not have a query or fragment"));
+        return Err(format!(
+            "base URL {trimmed:?} must not have a query or fragment"
+        ));
     }
     let mut s = url.as_str().trim_end_matches('/').to_string();
     if let Some(stripped) = s.strip_suffix("/v1") {
@@ -147,7 +152,10 @@ mod tests {
             ("http://127.0.0.1:8000/", "http://127.0.0.1:8000"),
             ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000"),
             ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000"),
-            (" https://api.example.com/proxy/v1 ", "https://api.example.com/proxy"),
+            (
+                " https://api.example.com/proxy/v1 ",
+                "https://api.example.com/proxy",
+            ),
             ("https://api.example.com/v10", "https://api.example.com/v10"),
         ] {
             assert_eq!(normalise_base_url(raw).as_deref(), Ok(want), "{raw}");

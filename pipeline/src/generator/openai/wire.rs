@@ -123,7 +123,10 @@ pub fn parse_response(endpoint: Endpoint, body: &str) -> Result<Parsed, String> 
         serde_json::from_str(body).map_err(|e| format!("response is not valid JSON ({e})"))?;
     let obj = value.as_object().ok_or("response is not a JSON object")?;
     if let Some(error) = obj.get("error").filter(|e| !e.is_null()) {
-        return Err(format!("response carries an error: {}", error_message(error)));
+        return Err(format!(
+            "response carries an error: {}",
+            error_message(error)
+        ));
     }
     let choices = obj
         .get("choices")
@@ -298,8 +301,9 @@ mod tests {
             seed: Some(42),
         };
         let req = text_request("1. Do it\n2.", params);
-        let body = serde_json::to_value(request_body(Endpoint::Completions, "m", &req).expect("body"))
-            .expect("json");
+        let body =
+            serde_json::to_value(request_body(Endpoint::Completions, "m", &req).expect("body"))
+                .expect("json");
         assert_eq!(
             body,
             json!({"model": "m", "prompt": "1. Do it\n2.", "max_tokens": 1024, "temperature": 0.7f32,
@@ -308,8 +312,9 @@ mod tests {
         );
 
         let req = text_request("x", SamplingParams::default());
-        let body = serde_json::to_value(request_body(Endpoint::Completions, "m", &req).expect("body"))
-            .expect("json");
+        let body =
+            serde_json::to_value(request_body(Endpoint::Completions, "m", &req).expect("body"))
+                .expect("json");
         let obj = body.as_object().expect("object");
         assert!(!obj.contains_key("stop"), "{body}");
         assert!(!obj.contains_key("seed"), "{body}");
@@ -321,13 +326,19 @@ mod tests {
     fn chat_body_sends_messages() {
         let req = GenRequest {
             prompt: Prompt::Chat(vec![
-                ChatMessage { role: "system".into(), content: "Be brief.".into() },
-                ChatMessage { role: "user".into(), content: "List tasks.".into() },
+                ChatMessage {
+                    role: "system".into(),
+                    content: "Be brief.".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "List tasks.".into(),
+                },
             ]),
             params: SamplingParams::default(),
         };
-        let body =
-            serde_json::to_value(request_body(Endpoint::Chat, "qwen", &req).expect("body")).expect("json");
+        let body = serde_json::to_value(request_body(Endpoint::Chat, "qwen", &req).expect("body"))
+            .expect("json");
         assert_eq!(
             body["messages"],
             json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "List tasks."}])
@@ -339,15 +350,30 @@ mod tests {
     fn prompt_style_must_match_the_endpoint() {
         let text = text_request("x", SamplingParams::default());
         let err = request_body(Endpoint::Chat, "m", &text).expect_err("text on chat");
-        assert!(err.contains("text prompt cannot be sent to the chat endpoint"), "{err}");
-        let chat = GenRequest { prompt: Prompt::Chat(vec![]), params: SamplingParams::default() };
+        assert!(
+            err.contains("text prompt cannot be sent to the chat endpoint"),
+            "{err}"
+        );
+        let chat = GenRequest {
+            prompt: Prompt::Chat(vec![]),
+            params: SamplingParams::default(),
+        };
         let err = request_body(Endpoint::Completions, "m", &chat).expect_err("chat on completions");
-        assert!(err.contains("chat prompt cannot be sent to the completions endpoint"), "{err}");
+        assert!(
+            err.contains("chat prompt cannot be sent to the completions endpoint"),
+            "{err}"
+        );
     }
 
     #[test]
     fn n_zero_is_rejected() {
-        let req = text_request("x", SamplingParams { n: 0, ..SamplingParams::default() });
+        let req = text_request(
+            "x",
+            SamplingParams {
+                n: 0,
+                ..SamplingParams::default()
+            },
+        );
         assert!(request_body(Endpoint::Completions, "m", &req).is_err());
     }
 
@@ -379,7 +405,10 @@ mod tests {
         let texts: Vec<_> = parsed.samples.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, ["a", "b", "c"]);
         assert!(parsed.samples.iter().all(|s| s.completion_tokens.is_none()));
-        assert!(parsed.samples.iter().all(|s| s.finish_reason == FinishReason::Stop));
+        assert!(parsed
+            .samples
+            .iter()
+            .all(|s| s.finish_reason == FinishReason::Stop));
         assert_eq!(parsed.prompt_tokens, Some(5));
     }
 
@@ -406,7 +435,14 @@ mod tests {
 
     #[test]
     fn finish_reason_table() {
-        for s in ["stop", "eos", "eos_token", "stop_sequence", "end_turn", "tool_calls"] {
+        for s in [
+            "stop",
+            "eos",
+            "eos_token",
+            "stop_sequence",
+            "end_turn",
+            "tool_calls",
+        ] {
             assert_eq!(finish_reason(s), Ok(FinishReason::Stop), "{s}");
         }
         for s in ["length", "max_tokens", "model_length"] {
@@ -422,32 +458,76 @@ mod tests {
             (Endpoint::Completions, "{\"choices\": [", "not valid JSON"),
             (Endpoint::Completions, "[]", "not a JSON object"),
             (Endpoint::Completions, "{}", "no `choices`"),
-            (Endpoint::Completions, r#"{"choices": {}}"#, "`choices` is not an array"),
-            (Endpoint::Completions, r#"{"choices": []}"#, "`choices` is empty"),
-            (Endpoint::Completions, r#"{"choices": [{"index": 0}]}"#, "choices[0]: no `text`"),
-            (Endpoint::Completions, r#"{"choices": [{"text": 3}]}"#, "`text` is not a string"),
-            (Endpoint::Completions, r#"{"choices": [{"text": "a", "index": -1}]}"#, "`index`"),
+            (
+                Endpoint::Completions,
+                r#"{"choices": {}}"#,
+                "`choices` is not an array",
+            ),
+            (
+                Endpoint::Completions,
+                r#"{"choices": []}"#,
+                "`choices` is empty",
+            ),
+            (
+                Endpoint::Completions,
+                r#"{"choices": [{"index": 0}]}"#,
+                "choices[0]: no `text`",
+            ),
+            (
+                Endpoint::Completions,
+                r#"{"choices": [{"text": 3}]}"#,
+                "`text` is not a string",
+            ),
+            (
+                Endpoint::Completions,
+                r#"{"choices": [{"text": "a", "index": -1}]}"#,
+                "`index`",
+            ),
             (
                 Endpoint::Completions,
                 r#"{"choices": [{"text": "a", "index": 0}, {"text": "b", "index": 0}]}"#,
                 "two choices have index 0",
             ),
-            (Endpoint::Completions, r#"{"choices": [{"text": "a", "finish_reason": 1}]}"#, "`finish_reason`"),
+            (
+                Endpoint::Completions,
+                r#"{"choices": [{"text": "a", "finish_reason": 1}]}"#,
+                "`finish_reason`",
+            ),
             (
                 Endpoint::Completions,
                 r#"{"choices": [{"text": "a", "finish_reason": "content_filter"}]}"#,
                 "unsupported finish_reason \"content_filter\"",
             ),
-            (Endpoint::Completions, r#"{"choices": [{"text": "a"}], "usage": 3}"#, "`usage` is not an object"),
+            (
+                Endpoint::Completions,
+                r#"{"choices": [{"text": "a"}], "usage": 3}"#,
+                "`usage` is not an object",
+            ),
             (
                 Endpoint::Completions,
                 r#"{"choices": [{"text": "a"}], "usage": {"prompt_tokens": "12"}}"#,
                 "`usage.prompt_tokens` is not a token count",
             ),
-            (Endpoint::Chat, r#"{"choices": [{"text": "a"}]}"#, "no `message`"),
-            (Endpoint::Chat, r#"{"choices": [{"message": {}}]}"#, "no `message.content`"),
-            (Endpoint::Chat, r#"{"choices": [{"message": {"content": []}}]}"#, "`message.content` is not a string"),
-            (Endpoint::Chat, r#"{"error": {"message": "model overloaded"}}"#, "model overloaded"),
+            (
+                Endpoint::Chat,
+                r#"{"choices": [{"text": "a"}]}"#,
+                "no `message`",
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"choices": [{"message": {}}]}"#,
+                "no `message.content`",
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"choices": [{"message": {"content": []}}]}"#,
+                "`message.content` is not a string",
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"error": {"message": "model overloaded"}}"#,
+                "model overloaded",
+            ),
         ];
         for (endpoint, body, want) in cases {
             let err = parse_response(*endpoint, body).expect_err(body);
@@ -457,7 +537,10 @@ mod tests {
 
     #[test]
     fn server_message_finds_the_message() {
-        assert_eq!(server_message(r#"{"error":{"message":"bad model","type":"x"}}"#), "bad model");
+        assert_eq!(
+            server_message(r#"{"error":{"message":"bad model","type":"x"}}"#),
+            "bad model"
+        );
         assert_eq!(server_message(r#"{"error":"nope"}"#), "nope");
         assert_eq!(server_message(r#"{"detail":"Not Found"}"#), "Not Found");
         assert_eq!(server_message(r#"{"message":"m"}"#), "m");
