@@ -34,6 +34,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tracing::instrument::WithSubscriber as _;
 
 use super::{GenRequest, Generation, Generator};
 use pool::{normalise_base_url, Pool};
@@ -244,12 +245,16 @@ impl OpenAiGenerator {
 
 impl Generator for OpenAiGenerator {
     fn generate(&self, requests: &[GenRequest]) -> Vec<anyhow::Result<Generation>> {
+        // The runtime's worker threads log to the caller's subscriber, not the global one.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let handles: Vec<_> = requests
             .iter()
             .map(|request| {
                 let inner = Arc::clone(&self.inner);
                 let request = request.clone();
-                self.runtime.spawn(async move { inner.run(&request).await })
+                self.runtime.spawn(
+                    async move { inner.run(&request).await }.with_subscriber(dispatch.clone()),
+                )
             })
             .collect();
         self.runtime.block_on(async {
@@ -557,6 +562,8 @@ fn error_chain(error: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read as _, Write as _};
+    use std::sync::Mutex;
 
     fn config(urls: &[&str]) -> OpenAiConfig {
         OpenAiConfig::new(urls.iter().map(|u| u.to_string()).collect(), "m")
@@ -728,5 +735,112 @@ mod tests {
         std::env::set_var(var, "sk-bad\u{7f}secret");
         let err = read_api_key(Some(var)).expect_err("bad header").to_string();
         assert!(err.contains(var) && !err.contains("secret"), "{err}");
+    }
+
+    /// A log sink for one test's subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut v) = self.0.lock() {
+                v.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Answers `replies` requests on 127.0.0.1 with HTTP 500 whose body echoes the request's
+    /// Authorization header (as a careless proxy might), then stops.
+    fn echoing_500_server(replies: usize) -> (String, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let thread = std::thread::spawn(move || {
+            for _ in 0..replies {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // The request is small: read until its body (after the blank line) is in.
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let auth = text
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                    .unwrap_or("")
+                    .to_string();
+                let body = serde_json::json!({"error": {"message": format!("upstream failed; you sent {auth}")}}).to_string();
+                let reply = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        (url, thread)
+    }
+
+    #[test]
+    fn retries_are_logged_with_url_and_attempt_but_never_the_key() {
+        let var = "SELFINSTRUCT_UNIT_TEST_LOG_KEY_5772";
+        let key = "sk-log-secret-0042-abcdef";
+        std::env::set_var(var, key);
+        let (url, server) = echoing_500_server(2);
+        let generator = OpenAiGenerator::new(OpenAiConfig {
+            max_retries: 1,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+            request_timeout_s: 10.0,
+            api_key_env: Some(var.into()),
+            ..config(&[&url])
+        })
+        .expect("generator");
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let request = GenRequest {
+            prompt: super::super::Prompt::Text("p".into()),
+            params: super::super::SamplingParams::default(),
+        };
+        let results =
+            tracing::subscriber::with_default(subscriber, || generator.generate(&[request]));
+        server.join().expect("server thread");
+
+        let error = format!("{:#}", results[0].as_ref().expect_err("two 500s"));
+        assert!(
+            error.contains("Bearer <redacted>") && !error.contains(key),
+            "{error}"
+        );
+        let logs = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
+        assert!(logs.contains("retrying"), "{logs}");
+        assert!(logs.contains(&format!("{url}/v1/completions")), "{logs}");
+        assert!(logs.contains("attempt=1"), "{logs}");
+        assert!(!logs.contains(key), "the key reached the logs: {logs}");
     }
 }
