@@ -650,6 +650,19 @@ mod tests {
     }
 
     #[test]
+    fn generator_is_send_and_sync_and_answers_no_requests_with_nothing() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<OpenAiGenerator>();
+        let generator = OpenAiGenerator::new(OpenAiConfig {
+            api_key_env: None,
+            ..config(&["https://api.example.com/v1"])
+        })
+        .expect("an https base URL builds a rustls client");
+        assert!(generator.generate(&[]).is_empty());
+        assert_eq!(generator.describe(), "openai:m@https://api.example.com");
+    }
+
+    #[test]
     fn backoff_cap_doubles_up_to_the_max() {
         assert_eq!(backoff_cap(500, 30_000, 0), 500);
         assert_eq!(backoff_cap(500, 30_000, 3), 4_000);
