@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use crate::cache::LayerKv;
 use crate::config::AttentionImpl;
@@ -158,21 +158,22 @@ impl<B: Backend> Attention<B> {
         let [b, h, s, d] = q.dims();
         let t = k.dims()[2];
         let kvh = cfg.num_kv_heads;
-        // Grouped-query attention: query head j reads kv head j / (h / kvh). Gathered with
-        // `select` (much faster than expand + reshape on flex; the fused op has no native GQA).
-        let (k, v) = if kvh == h {
-            (k, v)
-        } else {
-            let rep = h / kvh;
-            let idx: Vec<i64> = (0..h).map(|j| (j / rep) as i64).collect();
-            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [h]), &q.device());
-            (k.select(1, idx.clone()), v.select(1, idx))
-        };
+        let rep = h / kvh;
+        // Grouped-query attention without copying keys and values: query head j reads kv head
+        // j / rep, so the `rep` query heads of a group become extra query rows of that kv head.
+        // [b, h, s, d] -> [b, kvh, rep * s, d]; the mask's rows repeat per group member.
+        let q = q.reshape([b, kvh, rep * s, d]);
+        let mb = mask.dims()[0];
+        let mask = mask
+            .expand([mb, 1, s, t])
+            .reshape([mb, 1, 1, s, t])
+            .expand([mb, 1, rep, s, t])
+            .reshape([mb, 1, rep * s, t])
+            .expand([b, kvh, rep * s, t]);
         let scale = 1.0 / (d as f64).sqrt();
-        let mask = mask.expand([b, h, s, t]);
         let out = match cfg.implementation {
             AttentionImpl::Plain => {
-                // [b, h, s, d] x [b, h, d, t] -> [b, h, s, t]
+                // [b, kvh, rep * s, d] x [b, kvh, d, t] -> [b, kvh, rep * s, t]
                 let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
                 softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).matmul(v)
             }
@@ -185,6 +186,7 @@ impl<B: Backend> Attention<B> {
                 attention(q, k, v, Some(mask), None, options)
             }
         };
+        let out = out.reshape([b, h, s, d]);
         // [b, h, s, d] -> [b, s, h * d]
         self.o_proj
             .forward(out.swap_dims(1, 2).reshape([b, s, h * d]))

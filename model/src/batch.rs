@@ -2,8 +2,7 @@
 //!
 //! The slot cache keeps every row right-padded to a common capacity: row `r` holds its keys
 //! and values at columns `0..len[r]`, zeros beyond. A step writes each row's new key at column
-//! `len[r]` (a one-hot blend: the column is zero before), and masks columns past the row's
-//! position (and outside its window). Masked columns get weight exactly 0, so a sequence decodes
+//! `len[r]` (in place), and masks columns past the row's position (and outside its window). Masked columns get weight exactly 0, so a sequence decodes
 //! the same alone or in a batch, up to summation order.
 
 use burn::tensor::backend::Backend;
@@ -153,15 +152,18 @@ impl<B: Backend> Model<B> {
         let cap = cache.capacity();
 
         let rope = self.rope.tables_rows::<B>(&positions, &device);
-        // [rows, 1, cap, 1]: 1 at each row's write column.
-        let mut onehot = vec![0f32; rows * cap];
-        for (r, &p) in positions.iter().enumerate() {
-            onehot[r * cap + p] = 1.0;
+        if cache.layers.len() != self.layers.len() {
+            return Err(ForwardError::CacheLayers {
+                expected: self.layers.len(),
+                found: cache.layers.len(),
+            });
         }
-        let onehot = Tensor::<B, 4>::from_data(TensorData::new(onehot, [rows, 1, cap, 1]), &device);
         let mut masks: Vec<(Option<usize>, Tensor<B, 4, Bool>)> = Vec::new();
         let mut x = self.embed_tokens.forward(input);
-        for (i, layer) in self.layers.iter().enumerate() {
+        // The cache tensors are owned here (not shared), so each row's new key and value is
+        // written in place, without copying the cache.
+        let cached = std::mem::take(&mut cache.layers);
+        for (layer, kv) in self.layers.iter().zip(cached) {
             let settings = &layer.self_attn.settings;
             let mask = match masks.iter().find(|(w, _)| *w == settings.window) {
                 Some((_, m)) => m.clone(),
@@ -178,21 +180,15 @@ impl<B: Backend> Model<B> {
                     .collect();
                 Tensor::<B, 4>::from_data(TensorData::new(f, [rows, 1, 1, 1]), &device)
             });
-            let Some(kv) = cache.layers.get_mut(i) else {
-                return Err(ForwardError::CacheLayers {
-                    expected: self.layers.len(),
-                    found: i,
-                });
-            };
             let h = layer.input_layernorm.forward(x.clone());
+            // q: [rows, heads, 1, d]; k, v: [rows, kv_heads, 1, d]
             let (mut q, k, v) = layer.self_attn.project(h, &rope);
             if let Some(f) = logn {
                 q = q * f;
             }
-            // k, v: [rows, kv_heads, 1, d] broadcast along the one-hot column.
-            kv.k = kv.k.clone() + onehot.clone() * k;
-            kv.v = kv.v.clone() + onehot.clone() * v;
-            let attn = layer.self_attn.attend(q, kv.k.clone(), kv.v.clone(), mask);
+            let (kc, vc) = write_columns(kv, k, v, &positions);
+            let attn = layer.self_attn.attend(q, kc.clone(), vc.clone(), mask);
+            cache.layers.push(LayerKv { k: kc, v: vc });
             let y = x + attn;
             x = y.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(y));
         }
@@ -203,6 +199,27 @@ impl<B: Backend> Model<B> {
         let [_, _, vocab] = logits.dims();
         Ok(logits.reshape([rows, vocab]))
     }
+}
+
+/// Write row `r`'s new key and value (`[rows, kv_heads, 1, d]`) at column `positions[r]` of the
+/// cache (`[rows, kv_heads, cap, d]`). The cache is moved in, so the writes happen in place.
+fn write_columns<B: Backend>(
+    cache: LayerKv<B>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    positions: &[usize],
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let LayerKv {
+        k: mut kc,
+        v: mut vc,
+    } = cache;
+    let [_, kvh, _, d] = k.dims();
+    for (r, &p) in positions.iter().enumerate() {
+        let at = [r..r + 1, 0..kvh, p..p + 1, 0..d];
+        kc = kc.slice_assign(at.clone(), k.clone().slice([r..r + 1, 0..kvh, 0..1, 0..d]));
+        vc = vc.slice_assign(at, v.clone().slice([r..r + 1, 0..kvh, 0..1, 0..d]));
+    }
+    (kc, vc)
 }
 
 /// `[rows, 1, 1, cap]`, `true` = hidden: columns after the row's position or outside its window.

@@ -130,9 +130,9 @@ pub fn generate<B: Backend>(
             if prefilled.as_ref().is_none_or(|p| p.0 != req) {
                 let mut kv = model.new_cache();
                 let logits = model
-                    .forward(model.tokens(&[&r.prompt]).map_err(fwd)?, &mut kv)
+                    .forward_last(model.tokens(&[&r.prompt]).map_err(fwd)?, &mut kv)
                     .map_err(fwd)?;
-                prefilled = Some((req, kv, last_row(logits)));
+                prefilled = Some((req, kv, to_f32(logits)));
             }
             let Some((_, kv, logits)) = prefilled.as_ref() else {
                 break;
@@ -262,10 +262,4 @@ fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         Ok(v) => v,
         Err(_) => data.convert::<f32>().to_vec::<f32>().unwrap_or_default(),
     }
-}
-
-/// The last position's logits of `[1, seq, vocab]`.
-fn last_row<B: Backend>(logits: Tensor<B, 3>) -> Vec<f32> {
-    let [_, s, v] = logits.dims();
-    to_f32(logits.slice([0..1, s - 1..s, 0..v]))
 }

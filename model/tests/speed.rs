@@ -36,9 +36,7 @@ fn smollm_shaped(materialized_head: bool) -> Model<B> {
     let dev = Default::default();
     let ones = |n: usize| Tensor::<B, 1>::ones([n], &dev);
     let embed = rand2(vocab, hidden);
-    // The tied head as the transposed embedding view (what loading does), or copied once.
-    let lm_head = materialized_head.then(|| hf_linear(embed.clone(), None));
-    Model {
+    let model = Model {
         embed_tokens: Embedding {
             weight: Param::from_tensor(embed),
         },
@@ -70,13 +68,20 @@ fn smollm_shaped(materialized_head: bool) -> Model<B> {
             })
             .collect(),
         norm: RmsNorm::new(ones(hidden), 1e-5),
-        lm_head,
+        lm_head: None,
+        lm_head_is_embedding_copy: false,
         rope: Rope {
             dim: d,
             theta: 100000.0,
             scaling: RopeScaling::None,
             max_position_embeddings: 8192,
         },
+    };
+    // The tied head as the transposed embedding view, or copied once for inference.
+    if materialized_head {
+        model.with_inference_head()
+    } else {
+        model
     }
 }
 
