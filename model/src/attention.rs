@@ -13,6 +13,7 @@ use burn::tensor::{Bool, Tensor, TensorData};
 
 use crate::cache::LayerKv;
 use crate::config::AttentionImpl;
+use crate::linear::forward_rows;
 use crate::norm::RmsNorm;
 use crate::rope::{apply_rotary, RopeTables};
 
@@ -124,11 +125,9 @@ impl<B: Backend> Attention<B> {
         let [b, s, _] = x.dims();
         let (h, kvh, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         // [b, s, h * d] -> [b, s, h, d] (per-head norm here, as Qwen3) -> [b, h, s, d]
-        let mut q = self.q_proj.forward(x.clone()).reshape([b, s, h, d]);
-        let mut k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, d]);
-        let v = self
-            .v_proj
-            .forward(x)
+        let mut q = forward_rows(&self.q_proj, x.clone()).reshape([b, s, h, d]);
+        let mut k = forward_rows(&self.k_proj, x.clone()).reshape([b, s, kvh, d]);
+        let v = forward_rows(&self.v_proj, x)
             .reshape([b, s, kvh, d])
             .swap_dims(1, 2);
         if let Some(norm) = &self.q_norm {
@@ -188,8 +187,7 @@ impl<B: Backend> Attention<B> {
         };
         let out = out.reshape([b, h, s, d]);
         // [b, h, s, d] -> [b, s, h * d]
-        self.o_proj
-            .forward(out.swap_dims(1, 2).reshape([b, s, h * d]))
+        forward_rows(&self.o_proj, out.swap_dims(1, 2).reshape([b, s, h * d]))
     }
 }
 

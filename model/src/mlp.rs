@@ -6,6 +6,8 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::linear::forward_rows;
+
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
@@ -20,8 +22,8 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `x`: `[batch, seq, hidden]` -> `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(forward_rows(&self.gate_proj, x.clone()));
+        forward_rows(&self.down_proj, gate * forward_rows(&self.up_proj, x))
     }
 }
 

@@ -26,7 +26,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::cache::KvCache;
 use crate::layer::DecoderLayer;
-use crate::linear::hf_linear;
+use crate::linear::{forward_rows, hf_linear};
 use crate::norm::RmsNorm;
 use crate::rope::Rope;
 
@@ -174,8 +174,17 @@ impl<B: Backend> Model<B> {
     /// or, when tied, the transposed embedding.
     pub fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => linear(x, self.embed_tokens.weight.val().transpose(), None),
+            Some(head) => forward_rows(head, x),
+            None => {
+                let [b, s, hidden] = x.dims();
+                let y = linear(
+                    x.reshape([b * s, hidden]),
+                    self.embed_tokens.weight.val().transpose(),
+                    None,
+                );
+                let vocab = y.dims()[1];
+                y.reshape([b, s, vocab])
+            }
         }
     }
 
