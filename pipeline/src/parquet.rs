@@ -55,19 +55,15 @@ pub fn string_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<Opti
 
 /// A column of string lists, typed even when there are no rows.
 pub fn list_str_column(name: &str, lists: impl Iterator<Item = Vec<String>>) -> Column {
-    list_column(name, lists, DataType::String)
+    list_column(name, lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(), DataType::String)
 }
 
 /// A column of float lists, typed even when there are no rows.
 pub fn list_f64_column(name: &str, lists: impl Iterator<Item = Vec<f64>>) -> Column {
-    list_column(name, lists, DataType::Float64)
+    list_column(name, lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(), DataType::Float64)
 }
 
-fn list_column<T>(name: &str, lists: impl Iterator<Item = Vec<T>>, inner: DataType) -> Column
-where
-    Series: NamedFrom<Vec<T>, [T]>,
-{
-    let series: Vec<Series> = lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect();
+fn list_column(name: &str, series: Vec<Series>, inner: DataType) -> Column {
     if series.is_empty() {
         return Series::new_empty(name.into(), &DataType::List(Box::new(inner))).into();
     }

@@ -139,7 +139,7 @@ impl RunFolder {
             }
         }
         for (mut df, name) in parts.into_iter().zip(PARTS) {
-            df.as_single_chunk_par();
+            df.rechunk_mut_par();
             write_parquet(&mut df, &self.root.join(name))?;
         }
         write_parquet(&mut rounds_frame(&self.round_stats()?)?, &self.root.join(ROUNDS))

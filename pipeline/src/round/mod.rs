@@ -49,7 +49,7 @@ pub fn open_generator(config: &GeneratorConfig) -> Result<Box<dyn Generator + Se
 #[cfg(test)]
 pub(crate) mod testing {
     use std::cell::Cell;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use anyhow::Result;
 
@@ -152,9 +152,5 @@ pub(crate) mod testing {
         c.run.rounds = rounds;
         c.generator.chunk_requests = 4;
         c
-    }
-
-    pub fn repo_path(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
     }
 }
