@@ -7,14 +7,16 @@ mod openai_server;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use openai_server::{Reply, Request, Server};
 use pipeline::prompts::SplitMix64;
 use pipeline::round::generate::{request_seed, Step};
 use polars::prelude::DataFrame;
-use selfinstruct_tests::{floats, read_parquet, repo_root, run_in, selfinstruct_bin, strings, texts};
+use selfinstruct_tests::{
+    floats, read_parquet, repo_root, run_in, selfinstruct_bin, strings, texts,
+};
 use serde_json::{json, Value};
 
 /// Eight seed tasks, far from everything the scripts generate.
@@ -94,8 +96,11 @@ fn s(v: &str) -> Option<String> {
 #[test]
 fn one_round_against_a_scripted_server_gives_exact_tables() {
     // Instruction prompt index by request seed.
-    let prompt_of: HashMap<u64, usize> = (0..3).map(|p| (request_seed(SEED, 1, Step::Instructions, p), p)).collect();
-    let server = Server::start(move |req, seen| match step(req) {
+    let prompt_of: HashMap<u64, usize> = (0..3)
+        .map(|p| (request_seed(SEED, 1, Step::Instructions, p), p))
+        .collect();
+    let server = Server::start(move |req, seen| {
+        match step(req) {
         Step::Instructions => match prompt_of.get(&req.body["seed"].as_u64().unwrap_or(0)) {
             Some(0) => Reply::ok(completion(
                 " Explain how a rainbow forms after the rain.\n10. List three ways to save water at home.\n11. Name a fruit.\n\
@@ -136,6 +141,7 @@ fn one_round_against_a_scripted_server_gives_exact_tables() {
             _ => Reply::ok(completion("Example 1\nInput: 3 1 2\nOutput:\n\nExample 2\nInput: 1 2\nOutput: 1 2", "stop")),
         },
         _ => Reply::raw(400, "?"),
+    }
     });
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), &server.url(), 3, 1, 32);
@@ -149,84 +155,234 @@ fn one_round_against_a_scripted_server_gives_exact_tables() {
     assert_eq!(strings(&kept, "id"), [s("r1-p0-s0-i0"), s("r1-p2-s0-i0")]);
     assert_eq!(
         strings(&kept, "instruction"),
-        [s("Explain how a rainbow forms after the rain."), s("Classify the sentiment of the movie review as positive or negative.")]
+        [
+            s("Explain how a rainbow forms after the rain."),
+            s("Classify the sentiment of the movie review as positive or negative.")
+        ]
     );
-    let flags: Vec<Option<bool>> = kept.column("is_classification").unwrap().bool().unwrap().into_iter().collect();
+    let flags = kept
+        .column("is_classification")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .clone();
+    let flags: Vec<Option<bool>> = (0..flags.len()).map(|i| flags.get(i)).collect();
     assert_eq!(flags, [Some(false), Some(true)]);
     assert_eq!(strings(&kept, "classification_answer"), [s("No"), s("Yes")]);
     assert_eq!(strings(&kept, "prompt_id"), [s("r1-p0"), s("r1-p2")]);
-    assert_eq!(strings(&kept, "prompt_style"), [s("completion"), s("completion")]);
-    assert!(strings(&kept, "generator").iter().all(|g| g.as_deref() == Some(&format!("openai:test-model@{}", server.url())[..])));
-    let seeds_in_prompt = kept.column("in_context_seed_ids").unwrap().list().unwrap().get_as_series(0).unwrap();
+    assert_eq!(
+        strings(&kept, "prompt_style"),
+        [s("completion"), s("completion")]
+    );
+    assert!(strings(&kept, "generator")
+        .iter()
+        .all(|g| g.as_deref() == Some(&format!("openai:test-model@{}", server.url())[..])));
+    let seeds_in_prompt = kept
+        .column("in_context_seed_ids")
+        .unwrap()
+        .list()
+        .unwrap()
+        .get_as_series(0)
+        .unwrap();
     assert_eq!(seeds_in_prompt.len(), 8);
-    let similar = kept.column("most_similar_scores").unwrap().list().unwrap().get_as_series(0).unwrap();
-    assert_eq!(similar.len(), 8, "the pool held the 8 seeds when the first candidate was checked");
-    let ints = |df: &DataFrame, c: &str| df.column(c).unwrap().u64().unwrap().into_no_null_iter().collect::<Vec<u64>>();
+    let similar = kept
+        .column("most_similar_scores")
+        .unwrap()
+        .list()
+        .unwrap()
+        .get_as_series(0)
+        .unwrap();
+    assert_eq!(
+        similar.len(),
+        8,
+        "the pool held the 8 seeds when the first candidate was checked"
+    );
+    let ints = |df: &DataFrame, c: &str| {
+        df.column(c)
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect::<Vec<u64>>()
+    };
     assert_eq!(ints(&kept, "prompt_tokens"), [100, 100]);
     assert_eq!(ints(&kept, "instances_completion_tokens"), [10, 10]);
 
     let instances = read_parquet(&run.join("instances.parquet"));
-    assert_eq!(strings(&instances, "instruction_id"), [s("r1-p0-s0-i0"), s("r1-p0-s0-i0"), s("r1-p2-s0-i0"), s("r1-p2-s0-i0")]);
-    assert_eq!(strings(&instances, "input"), [s(""), s("a double rainbow"), s("I loved every minute of it."), s("The plot was dull.")]);
+    assert_eq!(
+        strings(&instances, "instruction_id"),
+        [
+            s("r1-p0-s0-i0"),
+            s("r1-p0-s0-i0"),
+            s("r1-p2-s0-i0"),
+            s("r1-p2-s0-i0")
+        ]
+    );
+    assert_eq!(
+        strings(&instances, "input"),
+        [
+            s(""),
+            s("a double rainbow"),
+            s("I loved every minute of it."),
+            s("The plot was dull.")
+        ]
+    );
     assert_eq!(
         strings(&instances, "output"),
-        [s("Sunlight is refracted by raindrops."), s("Light reflects twice inside each drop."), s("Positive"), s("Negative")]
+        [
+            s("Sunlight is refracted by raindrops."),
+            s("Light reflects twice inside each drop."),
+            s("Positive"),
+            s("Negative")
+        ]
     );
-    assert_eq!(strings(&instances, "method"), [s("input_first"), s("input_first"), s("output_first"), s("output_first")]);
+    assert_eq!(
+        strings(&instances, "method"),
+        [
+            s("input_first"),
+            s("input_first"),
+            s("output_first"),
+            s("output_first")
+        ]
+    );
 
     let rejected = read_parquet(&run.join("rejected.parquet"));
     assert_eq!(
         strings(&rejected, "reason"),
         [
-            "length_limit", "too_short", "blacklisted", "near_duplicate", "generation_failed", "duplicate_instance",
-            "empty_output", "input_equals_output", "no_instances",
+            "length_limit",
+            "too_short",
+            "blacklisted",
+            "near_duplicate",
+            "generation_failed",
+            "duplicate_instance",
+            "empty_output",
+            "input_equals_output",
+            "no_instances",
         ]
         .map(s)
     );
     assert_eq!(
         strings(&rejected, "stage"),
-        ["instruction_generation", "rules", "rules", "rouge", "classification", "instances", "instances", "instances", "instances"].map(s)
+        [
+            "instruction_generation",
+            "rules",
+            "rules",
+            "rouge",
+            "classification",
+            "instances",
+            "instances",
+            "instances",
+            "instances"
+        ]
+        .map(s)
     );
     assert_eq!(
         strings(&rejected, "unit"),
-        ["response", "instruction", "instruction", "instruction", "instruction", "instance", "instance", "instance", "instruction"].map(s)
+        [
+            "response",
+            "instruction",
+            "instruction",
+            "instruction",
+            "instruction",
+            "instance",
+            "instance",
+            "instance",
+            "instruction"
+        ]
+        .map(s)
     );
     assert_eq!(
         strings(&rejected, "id"),
-        ["r1-p1-s0", "r1-p0-s0-i2", "r1-p0-s0-i3", "r1-p0-s0-i4", "r1-p0-s0-i1", "r1-p0-s0-i0", "r1-p2-s0-i1", "r1-p2-s0-i1", "r1-p2-s0-i1"].map(s)
+        [
+            "r1-p1-s0",
+            "r1-p0-s0-i2",
+            "r1-p0-s0-i3",
+            "r1-p0-s0-i4",
+            "r1-p0-s0-i1",
+            "r1-p0-s0-i0",
+            "r1-p2-s0-i1",
+            "r1-p2-s0-i1",
+            "r1-p2-s0-i1"
+        ]
+        .map(s)
     );
     let text = strings(&rejected, "text");
-    assert_eq!(text[0], s(" Plan a trip to the mountains.\n10. Write a long story about"));
+    assert_eq!(
+        text[0],
+        s(" Plan a trip to the mountains.\n10. Write a long story about")
+    );
     assert_eq!(text[3], s("explain how a rainbow forms after the rain!"));
     assert_eq!(strings(&rejected, "nearest_id")[3], s("r1-p0-s0-i0"));
-    assert_eq!(strings(&rejected, "nearest")[3], s("Explain how a rainbow forms after the rain."));
-    assert_eq!(floats(&rejected, "nearest_score"), [None, None, None, Some(1.0), None, None, None, None, None]);
+    assert_eq!(
+        strings(&rejected, "nearest")[3],
+        s("Explain how a rainbow forms after the rain.")
+    );
+    assert_eq!(
+        floats(&rejected, "nearest_score"),
+        [None, None, None, Some(1.0), None, None, None, None, None]
+    );
     let detail = strings(&rejected, "detail");
     assert!(!detail[4].as_deref().unwrap_or("").is_empty(), "{detail:?}");
     assert_eq!(detail[8], s("2 generated, none kept"));
     assert_eq!(strings(&rejected, "input")[7], s("1 2"));
-    assert_eq!(strings(&rejected, "output")[5], s("Sunlight is refracted by raindrops."));
+    assert_eq!(
+        strings(&rejected, "output")[5],
+        s("Sunlight is refracted by raindrops.")
+    );
 
     let rounds = read_parquet(&run.join("rounds.parquet"));
     assert_eq!(rounds.height(), 1);
     let one = |c: &str| ints(&rounds, c)[0];
     assert_eq!(
-        [one("prompts"), one("requests"), one("failed_requests"), one("candidates"), one("kept"), one("kept_classification")],
+        [
+            one("prompts"),
+            one("requests"),
+            one("failed_requests"),
+            one("candidates"),
+            one("kept"),
+            one("kept_classification")
+        ],
         [3, 3 + 4 + 3, 1, 7, 2, 1]
     );
     assert_eq!([one("instances_generated"), one("instances_kept")], [7, 4]);
-    assert_eq!([one("drop_length_limit"), one("drop_too_short"), one("drop_near_duplicate"), one("drop_no_instances")], [1, 1, 1, 1]);
+    assert_eq!(
+        [
+            one("drop_length_limit"),
+            one("drop_too_short"),
+            one("drop_near_duplicate"),
+            one("drop_no_instances")
+        ],
+        [1, 1, 1, 1]
+    );
     assert_eq!(one("drop_generation_failed"), 1);
     assert_eq!(one("completion_tokens"), 9 * 10);
     assert_eq!(floats(&rounds, "acceptance_rate"), [Some(2.0 / 7.0)]);
     assert!(floats(&rounds, "tokens_per_s")[0].unwrap() > 0.0);
 
     // The server saw the retries: prompt 1 three times, the rainbow's instances twice.
-    assert_eq!(server.requests().iter().filter(|r| step(r) == Step::Instances).count(), 4);
-    let manifest: Value = serde_json::from_slice(&fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| step(r) == Step::Instances)
+            .count(),
+        4
+    );
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(run.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["seed"], json!(SEED));
-    assert_eq!(manifest["config"]["generator"]["openai"]["model"], json!("test-model"));
-    assert!(manifest["templates"]["instruction_generation.txt"].as_str().unwrap().len() == 64);
+    assert_eq!(
+        manifest["config"]["generator"]["openai"]["model"],
+        json!("test-model")
+    );
+    assert!(
+        manifest["templates"]["instruction_generation.txt"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64
+    );
     assert!(manifest["seed_tasks"]["sha256"].as_str().unwrap().len() == 64);
 
     // Rerunning the finished run does nothing.
@@ -241,13 +397,17 @@ fn one_round_against_a_scripted_server_gives_exact_tables() {
 /// two runs (or a run killed and resumed) get the same answers.
 fn pure_server(delay_ms: u64) -> Server {
     const WORDS: [&str; 32] = [
-        "apple", "river", "engine", "garden", "silver", "thunder", "castle", "pencil", "ocean", "violin", "desert",
-        "marble", "planet", "forest", "candle", "bridge", "harbor", "lantern", "meadow", "rocket", "saddle", "tunnel",
-        "window", "yogurt", "zebra", "anchor", "basket", "cactus", "dragon", "feather", "glacier", "hammer",
+        "apple", "river", "engine", "garden", "silver", "thunder", "castle", "pencil", "ocean",
+        "violin", "desert", "marble", "planet", "forest", "candle", "bridge", "harbor", "lantern",
+        "meadow", "rocket", "saddle", "tunnel", "window", "yogurt", "zebra", "anchor", "basket",
+        "cactus", "dragon", "feather", "glacier", "hammer",
     ];
     let words = |seed: u64, n: usize| {
         let mut rng = SplitMix64::new(seed);
-        (0..n).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     Server::start(move |req, _| {
         let seed = req.body["seed"].as_u64().unwrap_or(0);
@@ -300,8 +460,15 @@ fn spawn(dir: &Path, config: &Path, out: &str) -> Child {
         .unwrap()
 }
 
+/// `selfinstruct round --config CONFIG --out OUT EXTRA...` in `dir`.
+fn round(dir: &Path, config: &Path, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["round", "--config", config.to_str().unwrap(), "--out", out];
+    args.extend_from_slice(extra);
+    run_in(dir, &args)
+}
+
 fn finish(dir: &Path, config: &Path, out: &str) {
-    let done = run_in(dir, &["round", "--config", config.to_str().unwrap(), "--out", out]);
+    let done = round(dir, config, out, &[]);
     let (stdout, stderr) = texts(&done);
     assert!(done.status.success(), "{stdout}\n{stderr}");
 }
@@ -317,7 +484,7 @@ fn same_config_and_seed_give_identical_tables() {
     assert!(a[0].height() > 3, "{}", a[0]);
     assert_eq!(a, b);
     // Another seed gives another dataset.
-    let other = run_in(dir.path(), &["round", "--config", config.to_str().unwrap(), "--out", "c", "--seed", "7"]);
+    let other = round(dir.path(), &config, "c", &["--seed", "7"]);
     assert!(other.status.success());
     assert_ne!(tables(&dir.path().join("c"))[0], a[0]);
 }
@@ -347,7 +514,10 @@ fn sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run() {
     assert!(kills >= 3, "only {kills} kills landed");
     finish(dir.path(), &config, "killed");
 
-    let (whole, killed) = (tables(&dir.path().join("whole")), tables(&dir.path().join("killed")));
+    let (whole, killed) = (
+        tables(&dir.path().join("whole")),
+        tables(&dir.path().join("killed")),
+    );
     assert_eq!(whole, killed);
     let ids = strings(&killed[0], "id");
     let mut unique = ids.clone();
@@ -362,23 +532,35 @@ fn ctrl_c_stops_cleanly_and_a_rerun_resumes() {
     let server = pure_server(40);
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), &server.url(), 4, 3, 1);
-    let mut child = spawn(dir.path(), &config, "run");
+    let child = spawn(dir.path(), &config, "run");
     // Wait until round 2 has started, then Ctrl-C.
     let journal = dir.path().join("run/rounds/round-0002/journal.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !journal.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted: 1 of 3 rounds committed"), "{stderr}");
-    assert_eq!(read_parquet(&dir.path().join("run/rounds.parquet")).height(), 1);
+    assert!(
+        stderr.contains("interrupted: 1 of 3 rounds committed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        read_parquet(&dir.path().join("run/rounds.parquet")).height(),
+        1
+    );
     finish(dir.path(), &config, "run");
     finish(dir.path(), &config, "whole");
-    assert_eq!(tables(&dir.path().join("run")), tables(&dir.path().join("whole")));
+    assert_eq!(
+        tables(&dir.path().join("run")),
+        tables(&dir.path().join("whole"))
+    );
 }
 
 #[test]
@@ -391,7 +573,11 @@ fn init_writes_a_config_that_round_reads() {
     let again = run_in(dir.path(), &["init"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(texts(&again).1.contains("pass --force"));
-    assert!(run_in(dir.path(), &["init", "--force", "--out", "other.toml"]).status.success());
+    assert!(
+        run_in(dir.path(), &["init", "--force", "--out", "other.toml"])
+            .status
+            .success()
+    );
 
     // The default generator is the local one, not in this build yet: a clear error, no folder.
     let repo = repo_root();
@@ -403,13 +589,25 @@ fn init_writes_a_config_that_round_reads() {
     fs::write(dir.path().join("local.toml"), local_config).unwrap();
     let local = run_in(dir.path(), &["round", "--config", "local.toml"]);
     assert_eq!(local.status.code(), Some(2));
-    assert!(texts(&local).1.contains("local generator is not available"), "{}", texts(&local).1);
+    assert!(
+        texts(&local).1.contains("local generator is not available"),
+        "{}",
+        texts(&local).1
+    );
     assert!(!dir.path().join("outputs/default").exists());
 
-    fs::write(dir.path().join("bad.toml"), "[run]\nrounds = 2\nprompt_per_round = 3\n").unwrap();
+    fs::write(
+        dir.path().join("bad.toml"),
+        "[run]\nrounds = 2\nprompt_per_round = 3\n",
+    )
+    .unwrap();
     let bad = run_in(dir.path(), &["round", "--config", "bad.toml"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(texts(&bad).1.contains("prompt_per_round"), "{}", texts(&bad).1);
+    assert!(
+        texts(&bad).1.contains("prompt_per_round"),
+        "{}",
+        texts(&bad).1
+    );
 }
 
 #[test]
@@ -418,9 +616,13 @@ fn a_run_with_other_settings_in_the_folder_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), &server.url(), 2, 1, 8);
     finish(dir.path(), &config, "run");
-    let other = run_in(dir.path(), &["round", "--config", config.to_str().unwrap(), "--out", "run", "--seed", "1"]);
+    let other = round(dir.path(), &config, "run", &["--seed", "1"]);
     assert_eq!(other.status.code(), Some(2));
-    assert!(texts(&other).1.contains("different settings (config.seed)"), "{}", texts(&other).1);
-    let forced = run_in(dir.path(), &["round", "--config", config.to_str().unwrap(), "--out", "run", "--seed", "1", "--force"]);
+    assert!(
+        texts(&other).1.contains("different settings (config.seed)"),
+        "{}",
+        texts(&other).1
+    );
+    let forced = round(dir.path(), &config, "run", &["--seed", "1", "--force"]);
     assert!(forced.status.success());
 }

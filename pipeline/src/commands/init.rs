@@ -10,7 +10,10 @@ use crate::round::DEFAULT_TOML;
 
 pub fn run(args: &InitArgs) -> Result<ExitCode> {
     if args.out.exists() && !args.force {
-        bail!("{} exists; pass --force to overwrite it", args.out.display());
+        bail!(
+            "{} exists; pass --force to overwrite it",
+            args.out.display()
+        );
     }
     write_atomic(&args.out, DEFAULT_TOML.as_bytes())?;
     println!("wrote {}", args.out.display());

@@ -20,12 +20,24 @@ pub fn run(args: &RoundArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second Ctrl-C ends the process at once; the first asks for a clean stop.
-        signal_hook::flag::register_conditional_shutdown(signal, i32::from(EXIT_INTERRUPTED), Arc::clone(&stop))
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(EXIT_INTERRUPTED),
+            Arc::clone(&stop),
+        )
+        .context("cannot install the Ctrl-C handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the Ctrl-C handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install the Ctrl-C handler")?;
     }
     let bars = Bars::default();
-    let outcome = crate::round::run(&config, &root, args.force, &open_generator, &|| stop.load(Ordering::SeqCst), &bars)?;
+    let outcome = crate::round::run(
+        &config,
+        &root,
+        args.force,
+        &open_generator,
+        &|| stop.load(Ordering::SeqCst),
+        &bars,
+    )?;
     bars.clear();
     print!("{}", summary(&outcome));
     if outcome.interrupted {
@@ -39,7 +51,11 @@ pub fn run(args: &RoundArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     if outcome.committed_before >= config.run.rounds {
-        println!("{}: all {} rounds were already committed; nothing to do", root.display(), config.run.rounds);
+        println!(
+            "{}: all {} rounds were already committed; nothing to do",
+            root.display(),
+            config.run.rounds
+        );
     } else {
         println!("wrote {}", root.display());
     }
@@ -79,7 +95,9 @@ fn config_from(args: &RoundArgs) -> Result<PipelineConfig> {
                 ..section
             },
             (None, Some(name)) => OpenAiConfig::new(args.endpoint.clone(), name.clone()),
-            (None, None) => bail!("--endpoint needs --endpoint-model NAME (or generator.openai.model in the config)"),
+            (None, None) => bail!(
+                "--endpoint needs --endpoint-model NAME (or generator.openai.model in the config)"
+            ),
         };
         config.generator.openai = Some(openai);
     }
@@ -106,8 +124,15 @@ struct BarState {
 impl BarState {
     fn message(&self) {
         if let Some(bar) = &self.bar {
-            let rate = if self.seconds > 0.0 { self.tokens as f64 / self.seconds } else { 0.0 };
-            bar.set_message(format!("{rate:.0} tok/s, kept {} rejected {}", self.kept, self.rejected));
+            let rate = if self.seconds > 0.0 {
+                self.tokens as f64 / self.seconds
+            } else {
+                0.0
+            };
+            bar.set_message(format!(
+                "{rate:.0} tok/s, kept {} rejected {}",
+                self.kept, self.rejected
+            ));
         }
     }
 }
@@ -133,8 +158,14 @@ impl Observer for Bars {
         }
         s.label = format!("round {round} {}", step.as_str());
         let bar = ProgressBar::new(requests as u64);
-        let template = format!("{{spinner}} {} {{bar:30}} {{pos}}/{{len}} requests, {{msg}} ({{elapsed}})", s.label);
-        bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        let template = format!(
+            "{{spinner}} {} {{bar:30}} {{pos}}/{{len}} requests, {{msg}} ({{elapsed}})",
+            s.label
+        );
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         s.bar = Some(bar);
         s.message();
     }
@@ -180,17 +211,37 @@ pub fn summary(outcome: &RunOutcome) -> String {
     let c = total.candidates;
     let mut rows = vec![
         vec!["candidates".to_owned(), c.to_string(), String::new()],
-        vec!["kept".to_owned(), total.kept.to_string(), percent(total.kept, c)],
-        vec!["  classification".to_owned(), total.kept_classification.to_string(), percent(total.kept_classification, c)],
+        vec![
+            "kept".to_owned(),
+            total.kept.to_string(),
+            percent(total.kept, c),
+        ],
+        vec![
+            "  classification".to_owned(),
+            total.kept_classification.to_string(),
+            percent(total.kept_classification, c),
+        ],
     ];
     for reason in RejectReason::all() {
         let n = total.drops(reason);
         if n > 0 {
-            rows.push(vec![format!("dropped: {reason}"), n.to_string(), percent(n, c)]);
+            rows.push(vec![
+                format!("dropped: {reason}"),
+                n.to_string(),
+                percent(n, c),
+            ]);
         }
     }
-    rows.push(vec!["instances kept".to_owned(), total.instances_kept.to_string(), String::new()]);
-    rows.push(vec!["failed requests".to_owned(), total.failed_requests.to_string(), percent(total.failed_requests, total.requests)]);
+    rows.push(vec![
+        "instances kept".to_owned(),
+        total.instances_kept.to_string(),
+        String::new(),
+    ]);
+    rows.push(vec![
+        "failed requests".to_owned(),
+        total.failed_requests.to_string(),
+        percent(total.failed_requests, total.requests),
+    ]);
     let mut out = render(&["run funnel", "count", "of candidates"], &rows);
     let per_round: Vec<Vec<String>> = outcome
         .rounds
@@ -208,7 +259,18 @@ pub fn summary(outcome: &RunOutcome) -> String {
         })
         .collect();
     out.push('\n');
-    out.push_str(&render(&["round", "candidates", "kept", "rate", "tokens out", "wall s", "tok/s"], &per_round));
+    out.push_str(&render(
+        &[
+            "round",
+            "candidates",
+            "kept",
+            "rate",
+            "tokens out",
+            "wall s",
+            "tok/s",
+        ],
+        &per_round,
+    ));
     out.push_str(&format!("generator: {}\n", outcome.generator));
     out
 }
@@ -236,21 +298,42 @@ mod tests {
 
     #[test]
     fn endpoint_flags_select_the_openai_generator() {
-        let c = config_from(&args(&["--endpoint", "http://127.0.0.1:9", "--endpoint-model", "m", "--rounds", "3", "--seed", "5"])).unwrap();
+        let c = config_from(&args(&[
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--endpoint-model",
+            "m",
+            "--rounds",
+            "3",
+            "--seed",
+            "5",
+        ]))
+        .unwrap();
         assert_eq!(c.generator.kind, GeneratorKind::Openai);
         let openai = c.generator.openai.unwrap();
-        assert_eq!((openai.base_urls, openai.model), (vec!["http://127.0.0.1:9".to_string()], "m".to_string()));
+        assert_eq!(
+            (openai.base_urls, openai.model),
+            (vec!["http://127.0.0.1:9".to_string()], "m".to_string())
+        );
         assert_eq!((c.run.rounds, c.run.seed), (3, 5));
-        let err = config_from(&args(&["--endpoint", "http://127.0.0.1:9"])).unwrap_err().to_string();
+        let err = config_from(&args(&["--endpoint", "http://127.0.0.1:9"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--endpoint-model"), "{err}");
-        assert!(Cli::try_parse_from(["selfinstruct", "round", "--model", "m", "--endpoint", "u"]).is_err());
+        assert!(
+            Cli::try_parse_from(["selfinstruct", "round", "--model", "m", "--endpoint", "u"])
+                .is_err()
+        );
     }
 
     #[test]
     fn model_flag_selects_the_local_generator() {
         let c = config_from(&args(&["--model", "some/dir", "--prompts-per-round", "4"])).unwrap();
         assert_eq!(c.generator.kind, GeneratorKind::Local);
-        assert_eq!(c.generator.local.model.as_deref(), Some(Path::new("some/dir")));
+        assert_eq!(
+            c.generator.local.model.as_deref(),
+            Some(Path::new("some/dir"))
+        );
         assert_eq!(c.run.prompts_per_round, 4);
         assert_eq!(default_folder(&c), Path::new("outputs/default"));
     }

@@ -80,7 +80,13 @@ pub struct StepSampling {
 
 impl StepSampling {
     fn greedy(max_tokens: u32, presence_penalty: f32) -> Self {
-        StepSampling { max_tokens, temperature: 0.0, top_p: 1.0, presence_penalty, frequency_penalty: 0.0 }
+        StepSampling {
+            max_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            presence_penalty,
+            frequency_penalty: 0.0,
+        }
     }
 
     /// The request parameters of this step.
@@ -102,13 +108,22 @@ impl StepSampling {
             bail!("sampling.{key}.max_tokens: must be at least 1");
         }
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            bail!("sampling.{key}.temperature: must be 0 (greedy) or more, got {}", self.temperature);
+            bail!(
+                "sampling.{key}.temperature: must be 0 (greedy) or more, got {}",
+                self.temperature
+            );
         }
         // Servers such as vLLM reject top_p = 0, so greedy steps use 1 (it does nothing at temperature 0).
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            bail!("sampling.{key}.top_p: must be in (0, 1], got {}", self.top_p);
+            bail!(
+                "sampling.{key}.top_p: must be in (0, 1], got {}",
+                self.top_p
+            );
         }
-        for (name, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
+        for (name, v) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
             if !(-2.0..=2.0).contains(&v) {
                 bail!("sampling.{key}.{name}: must be between -2 and 2 (OpenAI's range), got {v}");
             }
@@ -175,7 +190,10 @@ pub struct LocalConfig {
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        LocalConfig { model: None, batch_size: 8 }
+        LocalConfig {
+            model: None,
+            batch_size: 8,
+        }
     }
 }
 
@@ -195,19 +213,30 @@ pub struct GeneratorConfig {
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        GeneratorConfig { kind: GeneratorKind::Local, chunk_requests: 32, local: LocalConfig::default(), openai: None }
+        GeneratorConfig {
+            kind: GeneratorKind::Local,
+            chunk_requests: 32,
+            local: LocalConfig::default(),
+            openai: None,
+        }
     }
 }
 
 impl PipelineConfig {
     /// Reads `path`, resolving relative paths against its folder, and validates the result.
     pub fn load(path: &Path) -> Result<PipelineConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut config: PipelineConfig =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config: PipelineConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         config.resolve_paths(base);
-        config.validate().with_context(|| format!("{}: invalid setting", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}: invalid setting", path.display()))?;
         Ok(config)
     }
 
@@ -229,7 +258,11 @@ impl PipelineConfig {
     /// Checks every section; errors name the key.
     pub fn validate(&self) -> Result<()> {
         let run = &self.run;
-        if run.name.is_empty() || run.name.contains(['/', '\\']) || run.name == "." || run.name == ".." {
+        if run.name.is_empty()
+            || run.name.contains(['/', '\\'])
+            || run.name == "."
+            || run.name == ".."
+        {
             bail!("run.name: {:?} is not a folder name", run.name);
         }
         if run.rounds == 0 {
@@ -244,7 +277,10 @@ impl PipelineConfig {
         if self.filters.rouge.top_k == 0 {
             bail!("filters.rouge.top_k: must be at least 1 (the nearest neighbour is recorded)");
         }
-        self.filters.instances.validate().context("filters.instances")?;
+        self.filters
+            .instances
+            .validate()
+            .context("filters.instances")?;
         let s = &self.sampling;
         if s.instruction_samples == 0 {
             bail!("sampling.instruction_samples: must be at least 1");
@@ -286,7 +322,11 @@ impl PipelineConfig {
         let generator = match self.generator.kind {
             GeneratorKind::Local => json!({"kind": "local", "model": self.generator.local.model}),
             GeneratorKind::Openai => {
-                let openai = self.generator.openai.as_ref().context("generator.openai: missing")?;
+                let openai = self
+                    .generator
+                    .openai
+                    .as_ref()
+                    .context("generator.openai: missing")?;
                 json!({"kind": "openai", "model": openai.model, "endpoint": openai.endpoint})
             }
         };
@@ -425,11 +465,29 @@ mod tests {
     #[test]
     fn defaults_are_the_reference_parameters() {
         let c = PipelineConfig::default();
-        let p = c.sampling.instructions.params(c.prompts.instruction_stop(), 1, 5);
-        assert_eq!((p.temperature, p.top_p, p.presence_penalty, p.max_tokens), (0.7, 0.5, 2.0, 1024));
+        let p = c
+            .sampling
+            .instructions
+            .params(c.prompts.instruction_stop(), 1, 5);
+        assert_eq!(
+            (p.temperature, p.top_p, p.presence_penalty, p.max_tokens),
+            (0.7, 0.5, 2.0, 1024)
+        );
         assert_eq!(p.seed, Some(5));
-        assert_eq!((c.sampling.classification.temperature, c.sampling.classification.max_tokens), (0.0, 3));
-        assert_eq!((c.sampling.instances.temperature, c.sampling.instances.presence_penalty), (0.0, 1.5));
+        assert_eq!(
+            (
+                c.sampling.classification.temperature,
+                c.sampling.classification.max_tokens
+            ),
+            (0.0, 3)
+        );
+        assert_eq!(
+            (
+                c.sampling.instances.temperature,
+                c.sampling.instances.presence_penalty
+            ),
+            (0.0, 1.5)
+        );
         assert_eq!(c.filters.rouge.threshold, 0.7);
         assert_eq!(c.filters.rouge.top_k, 10);
         assert_eq!(c.filters.instances.max_instances_per_task, 5);
@@ -438,13 +496,23 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
-        let err = format!("{:#}", parse("[run]\nrounds = 2\nround_count = 3\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse("[run]\nrounds = 2\nround_count = 3\n").unwrap_err()
+        );
         assert!(err.contains("round_count"), "{err}");
-        let err = format!("{:#}", parse("[filters.rouge]\nthreshhold = 0.5\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse("[filters.rouge]\nthreshhold = 0.5\n").unwrap_err()
+        );
         assert!(err.contains("threshhold"), "{err}");
         let err = format!("{:#}", parse("[sampling.instances]\nmax_tokens = 3\ntemperature = 0.0\ntop_p = 1.0\npresence_penalty = 0.0\nfrequency_penalty = 0.0\nstop = []\n").unwrap_err());
         assert!(err.contains("stop"), "{err}");
-        let err = format!("{:#}", parse("[generator.openai]\nbase_urls = [\"http://x\"]\nmodel = \"m\"\nkey = \"sk\"\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse("[generator.openai]\nbase_urls = [\"http://x\"]\nmodel = \"m\"\nkey = \"sk\"\n")
+                .unwrap_err()
+        );
         assert!(err.contains("key"), "{err}");
     }
 
@@ -452,7 +520,10 @@ mod tests {
     fn invalid_values_name_the_key() {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         assert_eq!(err("[run]\nrounds = 0\n"), "run.rounds: must be at least 1");
-        assert_eq!(err("[run]\nname = \"a/b\"\n"), "run.name: \"a/b\" is not a folder name");
+        assert_eq!(
+            err("[run]\nname = \"a/b\"\n"),
+            "run.name: \"a/b\" is not a folder name"
+        );
         assert!(err("[sampling.instructions]\nmax_tokens = 10\ntemperature = 0.7\ntop_p = 0.0\npresence_penalty = 0.0\nfrequency_penalty = 0.0\n")
             .starts_with("sampling.instructions.top_p"));
         assert!(err("[generator]\nkind = \"openai\"\n").starts_with("generator.openai: missing"));
@@ -473,14 +544,21 @@ mod tests {
     fn load_resolves_relative_paths_against_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pipeline.toml");
-        std::fs::write(&path, "[run]\nseed_tasks = \"my/seeds.jsonl\"\nout_dir = \"/abs\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[run]\nseed_tasks = \"my/seeds.jsonl\"\nout_dir = \"/abs\"\n",
+        )
+        .unwrap();
         let c = PipelineConfig::load(&path).unwrap();
         assert_eq!(c.run.seed_tasks, dir.path().join("my/seeds.jsonl"));
         assert_eq!(c.run.out_dir, PathBuf::from("/abs"));
         assert_eq!(c.prompts.templates_dir, dir.path().join("seeds/templates"));
         std::fs::write(&path, "[run]\nbogus = 1\n").unwrap();
         let err = format!("{:#}", PipelineConfig::load(&path).unwrap_err());
-        assert!(err.contains("pipeline.toml") && err.contains("bogus"), "{err}");
+        assert!(
+            err.contains("pipeline.toml") && err.contains("bogus"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,9 +28,13 @@ use crate::records::InstructionRecord;
 use crate::seeds::SeedTask;
 
 use super::config::PipelineConfig;
-use super::generate::{completion_tokens, request_seed, stream, Answer, Observer, Step, StepRunner};
+use super::generate::{
+    completion_tokens, request_seed, stream, Answer, Observer, Step, StepRunner,
+};
 use super::journal::Journal;
-use super::rows::{InstanceRow, KeptInstruction, RejectReason, Rejected, RoundStage, RoundStats, Unit};
+use super::rows::{
+    InstanceRow, KeptInstruction, RejectReason, Rejected, RoundStage, RoundStats, Unit,
+};
 
 /// What a round reads.
 pub struct RoundInputs<'a> {
@@ -78,20 +82,21 @@ pub fn run_round(
     let start = Instant::now();
     let cfg = inputs.config;
     let seed = cfg.run.seed;
-    let mut runner = StepRunner {
+    let mut runner = StepRunner::new(
         generator,
         journal,
-        chunk: cfg.generator.chunk_requests,
+        cfg.generator.chunk_requests,
         stop,
         observer,
-        generate_s: 0.0,
-        generated_tokens: 0,
-    };
+    );
     let mut out = RoundOutput::default();
-    let reject = |stage, reason, unit, id: &str, text: &str| Rejected::new(round, stage, reason, unit, id.to_owned(), text.to_owned());
+    let reject = |stage, reason, unit, id: &str, text: &str| {
+        Rejected::new(round, stage, reason, unit, id.to_owned(), text.to_owned())
+    };
 
     // 1-2. Instruction generation.
-    let mut prompts: Vec<(String, Vec<InContextTask>)> = Vec::with_capacity(cfg.run.prompts_per_round);
+    let mut prompts: Vec<(String, Vec<InContextTask>)> =
+        Vec::with_capacity(cfg.run.prompts_per_round);
     let mut requests = Vec::with_capacity(cfg.run.prompts_per_round);
     for p in 0..cfg.run.prompts_per_round {
         let mut rng = stream(seed, round, Step::SampleInContext, p);
@@ -110,17 +115,41 @@ pub fn run_round(
     for (p, answer) in list_answers.iter().enumerate() {
         let prompt_id = &prompts[p].0;
         let Ok(generation) = &answer.result else {
-            out.rejected.push(failed(reject(RoundStage::InstructionGeneration, RejectReason::GenerationFailed, Unit::Response, prompt_id, ""), answer));
+            out.rejected.push(failed(
+                reject(
+                    RoundStage::InstructionGeneration,
+                    RejectReason::GenerationFailed,
+                    Unit::Response,
+                    prompt_id,
+                    "",
+                ),
+                answer,
+            ));
             continue;
         };
         for (s, sample) in generation.samples.iter().enumerate() {
-            let parsed = parse_instruction_list(&sample.text, sample.finish_reason, cfg.prompts.on_length, cfg.prompts.style);
+            let parsed = parse_instruction_list(
+                &sample.text,
+                sample.finish_reason,
+                cfg.prompts.on_length,
+                cfg.prompts.style,
+            );
             for dropped in parsed.dropped {
                 let id = format!("{prompt_id}-s{s}");
-                out.rejected.push(reject(RoundStage::InstructionGeneration, RejectReason::Response(dropped.reason), Unit::Response, &id, &dropped.text));
+                out.rejected.push(reject(
+                    RoundStage::InstructionGeneration,
+                    RejectReason::Response(dropped.reason),
+                    Unit::Response,
+                    &id,
+                    &dropped.text,
+                ));
             }
             for (i, text) in parsed.items.into_iter().enumerate() {
-                candidates.push(Candidate { id: format!("{prompt_id}-s{s}-i{i}"), text, prompt: p });
+                candidates.push(Candidate {
+                    id: format!("{prompt_id}-s{s}-i{i}"),
+                    text,
+                    prompt: p,
+                });
             }
         }
     }
@@ -130,18 +159,43 @@ pub fn run_round(
     let pool: Vec<PoolEntry> = inputs
         .seeds
         .iter()
-        .map(|s| PoolEntry { id: s.id.clone(), instruction: s.instruction.clone() })
-        .chain(inputs.machine.iter().map(|(id, text)| PoolEntry { id: id.clone(), instruction: text.clone() }))
+        .map(|s| PoolEntry {
+            id: s.id.clone(),
+            instruction: s.instruction.clone(),
+        })
+        .chain(inputs.machine.iter().map(|(id, text)| PoolEntry {
+            id: id.clone(),
+            instruction: text.clone(),
+        }))
         .collect();
     let records: Vec<InstructionRecord> = candidates
         .iter()
-        .map(|c| InstructionRecord { id: c.id.clone(), instruction: c.text.clone(), input: None, output: None })
+        .map(|c| InstructionRecord {
+            id: c.id.clone(),
+            instruction: c.text.clone(),
+            input: None,
+            output: None,
+        })
         .collect();
-    let options = DedupOptions { rules: Some(cfg.filters.rules.clone()), near_dup: cfg.filters.rouge };
-    let filtered = run_dedup(records, &pool, &options, |_| {}).context("filtering the candidates")?;
+    let options = DedupOptions {
+        rules: Some(cfg.filters.rules.clone()),
+        near_dup: cfg.filters.rouge,
+    };
+    let filtered =
+        run_dedup(records, &pool, &options, |_| {}).context("filtering the candidates")?;
     for r in filtered.rejected {
-        let stage = if r.neighbours.is_some() { RoundStage::Rouge } else { RoundStage::Rules };
-        let mut row = reject(stage, RejectReason::Filter(r.reason), Unit::Instruction, &r.record.id, &r.record.instruction);
+        let stage = if r.neighbours.is_some() {
+            RoundStage::Rouge
+        } else {
+            RoundStage::Rules
+        };
+        let mut row = reject(
+            stage,
+            RejectReason::Filter(r.reason),
+            Unit::Instruction,
+            &r.record.id,
+            &r.record.instruction,
+        );
         if let Some(nb) = r.neighbours {
             row.nearest_id = nb.ids.first().cloned();
             row.nearest = nb.instructions.first().cloned();
@@ -156,10 +210,21 @@ pub fn run_round(
         .filter_map(|k| {
             let mut candidate = slots.get_mut(k.row)?.take()?;
             candidate.text = k.record.instruction;
-            Some(Survivor { candidate, neighbours: k.neighbours, is_classification: false, answer: String::new() })
+            Some(Survivor {
+                candidate,
+                neighbours: k.neighbours,
+                is_classification: false,
+                answer: String::new(),
+            })
         })
         .collect();
-    observer.funnel(0, out.rejected.iter().filter(|r| r.unit == Unit::Instruction).count() as u64);
+    observer.funnel(
+        0,
+        out.rejected
+            .iter()
+            .filter(|r| r.unit == Unit::Instruction)
+            .count() as u64,
+    );
 
     // 4. Classification identification.
     let requests = survivors
@@ -187,7 +252,13 @@ pub fn run_round(
                 classified.push((j, s));
             }
             Err(_) => out.rejected.push(failed(
-                reject(RoundStage::Classification, RejectReason::GenerationFailed, Unit::Instruction, &s.candidate.id, &s.candidate.text),
+                reject(
+                    RoundStage::Classification,
+                    RejectReason::GenerationFailed,
+                    Unit::Instruction,
+                    &s.candidate.id,
+                    &s.candidate.text,
+                ),
                 answer,
             )),
         }
@@ -199,7 +270,11 @@ pub fn run_round(
         .map(|(j, s)| {
             let method = InstanceMethod::for_task(s.is_classification);
             let prompt = inputs.prompter.instances(&s.candidate.text, method)?;
-            let params = cfg.sampling.instances.params(inputs.prompter.instance_stop(), 1, request_seed(seed, round, Step::Instances, *j));
+            let params = cfg.sampling.instances.params(
+                inputs.prompter.instance_stop(),
+                1,
+                request_seed(seed, round, Step::Instances, *j),
+            );
             Ok(GenRequest { prompt, params })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -208,7 +283,16 @@ pub fn run_round(
     for ((_, s), answer) in classified.into_iter().zip(&instance_answers) {
         let c = &s.candidate;
         let Ok(generation) = &answer.result else {
-            out.rejected.push(failed(reject(RoundStage::Instances, RejectReason::GenerationFailed, Unit::Instruction, &c.id, &c.text), answer));
+            out.rejected.push(failed(
+                reject(
+                    RoundStage::Instances,
+                    RejectReason::GenerationFailed,
+                    Unit::Instruction,
+                    &c.id,
+                    &c.text,
+                ),
+                answer,
+            ));
             continue;
         };
         let method = InstanceMethod::for_task(s.is_classification);
@@ -218,14 +302,26 @@ pub fn run_round(
         out.stats.instances_generated += generated.len() as u64;
         for (instance, verdict) in generated.iter().zip(&outcome.verdicts) {
             if let Verdict::Drop(reason) = verdict {
-                let mut row = reject(RoundStage::Instances, RejectReason::Filter(*reason), Unit::Instance, &c.id, &c.text);
+                let mut row = reject(
+                    RoundStage::Instances,
+                    RejectReason::Filter(*reason),
+                    Unit::Instance,
+                    &c.id,
+                    &c.text,
+                );
                 row.input = Some(instance.input.clone());
                 row.output = Some(instance.output.clone());
                 out.rejected.push(row);
             }
         }
         if outcome.kept.is_empty() {
-            let mut row = reject(RoundStage::Instances, RejectReason::NoInstances, Unit::Instruction, &c.id, &c.text);
+            let mut row = reject(
+                RoundStage::Instances,
+                RejectReason::NoInstances,
+                Unit::Instruction,
+                &c.id,
+                &c.text,
+            );
             row.detail = Some(format!("{} generated, none kept", generated.len()));
             out.rejected.push(row);
             continue;
@@ -241,12 +337,27 @@ pub fn run_round(
                 method,
             });
         }
-        let source = Source { prompt: &prompts[c.prompt], list: &list_answers[c.prompt], instances: answer };
+        let source = Source {
+            prompt: &prompts[c.prompt],
+            list: &list_answers[c.prompt],
+            instances: answer,
+        };
         out.kept.push(kept_row(round, cfg, source, s));
-        observer.funnel(out.kept.len() as u64, out.rejected.iter().filter(|r| r.unit == Unit::Instruction).count() as u64);
+        observer.funnel(
+            out.kept.len() as u64,
+            out.rejected
+                .iter()
+                .filter(|r| r.unit == Unit::Instruction)
+                .count() as u64,
+        );
     }
 
-    out.stats = stats(round, &out, [&list_answers, &class_answers, &instance_answers], out.stats.candidates);
+    out.stats = stats(
+        round,
+        &out,
+        [&list_answers, &class_answers, &instance_answers],
+        out.stats.candidates,
+    );
     out.stats.wall_s = start.elapsed().as_secs_f64();
     out.stats.generate_s = runner.generate_s;
     out.stats.generated_tokens = runner.generated_tokens;
@@ -261,7 +372,15 @@ struct Source<'a> {
 }
 
 fn kept_row(round: u32, cfg: &PipelineConfig, source: Source<'_>, s: Survivor) -> KeptInstruction {
-    let ids = |origin| source.prompt.1.iter().filter(|t| t.origin == origin).map(|t| t.id.clone()).collect();
+    let ids = |origin| {
+        source
+            .prompt
+            .1
+            .iter()
+            .filter(|t| t.origin == origin)
+            .map(|t| t.id.clone())
+            .collect()
+    };
     let (generator, prompt_tokens, completion_tokens) = tokens(source.list);
     let (_, instances_prompt_tokens, instances_completion_tokens) = tokens(source.instances);
     KeptInstruction {
@@ -288,7 +407,11 @@ fn kept_row(round: u32, cfg: &PipelineConfig, source: Source<'_>, s: Survivor) -
 /// Who answered, prompt tokens and completion tokens (all samples) of an answer.
 fn tokens(answer: &Answer) -> (String, u64, u64) {
     match &answer.result {
-        Ok(g) => (g.generator.clone(), u64::from(g.prompt_tokens.unwrap_or(0)), completion_tokens(g)),
+        Ok(g) => (
+            g.generator.clone(),
+            u64::from(g.prompt_tokens.unwrap_or(0)),
+            completion_tokens(g),
+        ),
         Err(_) => (String::new(), 0, 0),
     }
 }
@@ -317,7 +440,10 @@ fn stats(round: u32, out: &RoundOutput, steps: [&[Answer]; 3], candidates: u64) 
         }
     }
     for row in &out.rejected {
-        *stats.drops.entry(row.reason.as_str().to_owned()).or_insert(0) += 1;
+        *stats
+            .drops
+            .entry(row.reason.as_str().to_owned())
+            .or_insert(0) += 1;
     }
     stats
 }
@@ -335,11 +461,20 @@ mod tests {
     use crate::round::testing::{config, Scripted};
     use crate::seeds::load_seeds;
 
-    fn run(cfg: &PipelineConfig, machine: &[(String, String)], generator: &Scripted) -> RoundOutput {
+    fn run(
+        cfg: &PipelineConfig,
+        machine: &[(String, String)],
+        generator: &Scripted,
+    ) -> RoundOutput {
         let dir = tempfile::tempdir().unwrap();
         let (seeds, _) = load_seeds(&cfg.run.seed_tasks).unwrap();
         let prompter = Prompter::load(cfg.prompts.clone()).unwrap();
-        let inputs = RoundInputs { config: cfg, prompter: &prompter, seeds: &seeds, machine };
+        let inputs = RoundInputs {
+            config: cfg,
+            prompter: &prompter,
+            seeds: &seeds,
+            machine,
+        };
         let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
         let mut out = run_round(&inputs, 1, generator, &mut journal, &|| false, &Quiet).unwrap();
         // Timings differ from run to run.
@@ -361,34 +496,58 @@ mod tests {
         let s = &out.stats;
         assert!(s.kept > 0 && s.candidates > s.kept, "{s:?}");
         // Every candidate is kept or has exactly one instruction-level rejection.
-        assert_eq!(s.candidates, s.kept + count(&out, |r| r.unit == Unit::Instruction));
+        assert_eq!(
+            s.candidates,
+            s.kept + count(&out, |r| r.unit == Unit::Instruction)
+        );
         // Each reason count is its rows.
         for reason in RejectReason::all() {
-            assert_eq!(s.drops(reason), count(&out, |r| r.reason == reason), "{reason}");
+            assert_eq!(
+                s.drops(reason),
+                count(&out, |r| r.reason == reason),
+                "{reason}"
+            );
         }
         assert!(s.drops(RejectReason::Filter(filters::DropReason::TooShort)) > 0);
         assert!(s.drops(RejectReason::Filter(filters::DropReason::Blacklisted)) > 0);
-        assert!(s.drops(RejectReason::Response(crate::parse::ResponseDrop::LengthLimit)) > 0);
+        assert!(
+            s.drops(RejectReason::Response(
+                crate::parse::ResponseDrop::LengthLimit
+            )) > 0
+        );
         assert!(s.drops(RejectReason::NoInstances) > 0);
         assert!(s.drops(RejectReason::Filter(filters::DropReason::InputEqualsOutput)) > 0);
         // Requests: prompts, then one classification per filter survivor, one instance request each.
-        let survivors = s.candidates - count(&out, |r| matches!(r.stage, RoundStage::Rules | RoundStage::Rouge));
+        let survivors = s.candidates
+            - count(&out, |r| {
+                matches!(r.stage, RoundStage::Rules | RoundStage::Rouge)
+            });
         assert_eq!(s.requests, s.prompts + 2 * survivors);
         assert_eq!(s.prompts, 12);
         assert_eq!(s.instances_kept, out.instances.len() as u64);
         // Every kept instruction has instances, classification ones output-first.
         for k in &out.kept {
-            let mine: Vec<_> = out.instances.iter().filter(|i| i.instruction_id == k.id).collect();
+            let mine: Vec<_> = out
+                .instances
+                .iter()
+                .filter(|i| i.instruction_id == k.id)
+                .collect();
             assert!(!mine.is_empty() && mine.len() <= 5);
             let method = InstanceMethod::for_task(k.is_classification);
             assert!(mine.iter().all(|i| i.method == method));
-            assert_eq!(k.is_classification, k.instruction.starts_with("Classify"), "{k:?}");
+            assert_eq!(
+                k.is_classification,
+                k.instruction.starts_with("Classify"),
+                "{k:?}"
+            );
             assert_eq!(k.in_context_seed_ids.len(), 8);
             assert!(k.neighbours.scores.len() == 10 && k.neighbours.max() <= 0.7);
         }
         // ROUGE rejections name their nearest neighbour.
         for r in out.rejected.iter().filter(|r| r.stage == RoundStage::Rouge) {
-            assert!(r.nearest_score.unwrap() > 0.7 && r.nearest.is_some() && r.nearest_id.is_some());
+            assert!(
+                r.nearest_score.unwrap() > 0.7 && r.nearest.is_some() && r.nearest_id.is_some()
+            );
         }
     }
 
@@ -405,9 +564,14 @@ mod tests {
     #[test]
     fn machine_pool_enters_the_prompts_once_it_has_tasks() {
         let cfg = config(4, 1);
-        let machine = vec![("r0-p0-s0-i0".to_string(), "Name three uses of a paperclip at school.".to_string())];
+        let machine = vec![(
+            "r0-p0-s0-i0".to_string(),
+            "Name three uses of a paperclip at school.".to_string(),
+        )];
         let out = run(&cfg, &machine, &Scripted::new());
-        assert!(out.kept.iter().all(|k| k.in_context_machine_ids == ["r0-p0-s0-i0"] && k.in_context_seed_ids.len() == 7));
+        assert!(out.kept.iter().all(
+            |k| k.in_context_machine_ids == ["r0-p0-s0-i0"] && k.in_context_seed_ids.len() == 7
+        ));
     }
 
     #[test]
@@ -417,10 +581,18 @@ mod tests {
         generator.fail_prompt_containing = Some("Is it classification?".into());
         let out = run(&cfg, &[], &generator);
         assert!(out.kept.is_empty());
-        let failed: Vec<_> = out.rejected.iter().filter(|r| r.reason == RejectReason::GenerationFailed).collect();
+        let failed: Vec<_> = out
+            .rejected
+            .iter()
+            .filter(|r| r.reason == RejectReason::GenerationFailed)
+            .collect();
         assert!(!failed.is_empty());
-        assert!(failed.iter().all(|r| r.stage == RoundStage::Classification && r.detail.as_deref() == Some("HTTP 500 (gave up after 3 attempts)")));
+        assert!(failed.iter().all(|r| r.stage == RoundStage::Classification
+            && r.detail.as_deref() == Some("HTTP 500 (gave up after 3 attempts)")));
         assert_eq!(out.stats.failed_requests, failed.len() as u64);
-        assert_eq!(out.stats.candidates, count(&out, |r| r.unit == Unit::Instruction));
+        assert_eq!(
+            out.stats.candidates,
+            count(&out, |r| r.unit == Unit::Instruction)
+        );
     }
 }

@@ -18,7 +18,9 @@ use crate::parquet::{read_parquet, write_parquet};
 
 use super::execute::RoundOutput;
 use super::rows::RoundStats;
-use super::tables::{instances_frame, instructions_frame, machine_pool, rejected_frame, rounds_frame};
+use super::tables::{
+    instances_frame, instructions_frame, machine_pool, rejected_frame, rounds_frame,
+};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const MARKER: &str = "COMMITTED";
@@ -49,7 +51,10 @@ impl RunFolder {
     pub fn open(root: &Path, identity: &Value, force: bool) -> Result<RunFolder> {
         if !root.exists() {
             // Created with the manifest, once the generator is open.
-            return Ok(RunFolder { root: root.to_path_buf(), committed: 0 });
+            return Ok(RunFolder {
+                root: root.to_path_buf(),
+                committed: 0,
+            });
         }
         remove_temp_files(root)?;
         let manifest_path = root.join(MANIFEST);
@@ -76,7 +81,10 @@ impl RunFolder {
             }
             remove_run(root)?;
         }
-        let mut folder = RunFolder { root: root.to_path_buf(), committed: 0 };
+        let mut folder = RunFolder {
+            root: root.to_path_buf(),
+            committed: 0,
+        };
         folder.committed = folder.scan()?;
         Ok(folder)
     }
@@ -98,13 +106,15 @@ impl RunFolder {
     /// The journal of round `round`, its folder created.
     pub fn journal_path(&self, round: u32) -> Result<PathBuf> {
         let dir = self.round_dir(round);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(dir.join(JOURNAL))
     }
 
     /// Writes the manifest (atomically).
     pub fn write_manifest(&self, manifest: &Value) -> Result<()> {
-        std::fs::create_dir_all(&self.root).with_context(|| format!("cannot create {}", self.root.display()))?;
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
         let bytes = serde_json::to_vec_pretty(manifest).context("encoding the manifest")?;
         write_atomic(&self.root.join(MANIFEST), &bytes)
     }
@@ -113,14 +123,27 @@ impl RunFolder {
     /// top-level tables.
     pub fn commit(&mut self, output: &RoundOutput) -> Result<()> {
         let round = self.committed + 1;
-        anyhow::ensure!(output.stats.round == round, "internal: committing round {} after {}", output.stats.round, self.committed);
+        anyhow::ensure!(
+            output.stats.round == round,
+            "internal: committing round {} after {}",
+            output.stats.round,
+            self.committed
+        );
         let dir = self.round_dir(round);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        write_parquet(&mut instructions_frame(&output.kept)?, &dir.join(INSTRUCTIONS))?;
-        write_parquet(&mut instances_frame(&output.instances)?, &dir.join(INSTANCES))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        write_parquet(
+            &mut instructions_frame(&output.kept)?,
+            &dir.join(INSTRUCTIONS),
+        )?;
+        write_parquet(
+            &mut instances_frame(&output.instances)?,
+            &dir.join(INSTANCES),
+        )?;
         write_parquet(&mut rejected_frame(&output.rejected)?, &dir.join(REJECTED))?;
         sync_dir(&dir)?;
-        let marker = serde_json::to_vec_pretty(&output.stats).context("encoding the commit marker")?;
+        let marker =
+            serde_json::to_vec_pretty(&output.stats).context("encoding the commit marker")?;
         write_atomic(&dir.join(MARKER), &marker)?;
         sync_dir(&dir)?;
         self.committed = round;
@@ -129,20 +152,29 @@ impl RunFolder {
 
     /// Rewrites the four top-level tables from the committed rounds (each file atomically).
     pub fn rebuild_tables(&self) -> Result<()> {
-        let mut parts: Vec<DataFrame> = vec![instructions_frame(&[])?, instances_frame(&[])?, rejected_frame(&[])?];
+        let mut parts: Vec<DataFrame> = vec![
+            instructions_frame(&[])?,
+            instances_frame(&[])?,
+            rejected_frame(&[])?,
+        ];
         for round in 1..=self.committed {
             let dir = self.round_dir(round);
             for (all, name) in parts.iter_mut().zip(PARTS) {
                 let path = dir.join(name);
                 let part = read_parquet(&path)?;
-                all.vstack_mut(&part).with_context(|| format!("{}: columns differ from the other rounds'", path.display()))?;
+                all.vstack_mut(&part).with_context(|| {
+                    format!("{}: columns differ from the other rounds'", path.display())
+                })?;
             }
         }
         for (mut df, name) in parts.into_iter().zip(PARTS) {
             df.rechunk_mut_par();
             write_parquet(&mut df, &self.root.join(name))?;
         }
-        write_parquet(&mut rounds_frame(&self.round_stats()?)?, &self.root.join(ROUNDS))
+        write_parquet(
+            &mut rounds_frame(&self.round_stats()?)?,
+            &self.root.join(ROUNDS),
+        )
     }
 
     /// The counts of every committed round, from their markers.
@@ -150,8 +182,10 @@ impl RunFolder {
         (1..=self.committed)
             .map(|round| {
                 let path = self.round_dir(round).join(MARKER);
-                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                serde_json::from_slice(&bytes).with_context(|| format!("{}: not a commit marker", path.display()))
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: not a commit marker", path.display()))
             })
             .collect()
     }
@@ -173,10 +207,15 @@ impl RunFolder {
             return Ok(0);
         }
         let mut rounds: Vec<(u32, bool)> = Vec::new();
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
             let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(round) = name.strip_prefix("round-").and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(round) = name
+                .strip_prefix("round-")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             remove_temp_files(&entry.path())?;
@@ -198,7 +237,8 @@ impl RunFolder {
                 for part in PARTS {
                     let path = round_dir.join(part);
                     if path.exists() {
-                        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                        std::fs::remove_file(&path)
+                            .with_context(|| format!("cannot remove {}", path.display()))?;
                     }
                 }
             }
@@ -227,7 +267,11 @@ fn differences(old: &Value, new: &Value) -> Vec<String> {
                 let mut sub: Vec<&String> = a.keys().chain(b.keys()).collect();
                 sub.sort_unstable();
                 sub.dedup();
-                out.extend(sub.into_iter().filter(|k| a.get(*k) != b.get(*k)).map(|k| format!("{key}.{k}")));
+                out.extend(
+                    sub.into_iter()
+                        .filter(|k| a.get(*k) != b.get(*k))
+                        .map(|k| format!("{key}.{k}")),
+                );
             }
             (a, b) if a != b => out.push(key.clone()),
             _ => {}
@@ -238,7 +282,10 @@ fn differences(old: &Value, new: &Value) -> Vec<String> {
 
 /// Whether `dir` holds anything.
 fn has_entries(dir: &Path) -> Result<bool> {
-    Ok(std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?.next().is_some())
+    Ok(std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .next()
+        .is_some())
 }
 
 /// Removes what a run writes in its folder (and nothing else).
@@ -246,12 +293,14 @@ fn remove_run(root: &Path) -> Result<()> {
     for name in [MANIFEST, INSTRUCTIONS, INSTANCES, REJECTED, ROUNDS] {
         let path = root.join(name);
         if path.exists() {
-            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
     let rounds = root.join(ROUNDS_DIR);
     if rounds.exists() {
-        std::fs::remove_dir_all(&rounds).with_context(|| format!("cannot remove {}", rounds.display()))?;
+        std::fs::remove_dir_all(&rounds)
+            .with_context(|| format!("cannot remove {}", rounds.display()))?;
     }
     Ok(())
 }
@@ -262,7 +311,8 @@ fn remove_temp_files(dir: &Path) -> Result<()> {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
-            std::fs::remove_file(entry.path()).with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
         }
     }
     Ok(())

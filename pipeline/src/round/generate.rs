@@ -56,7 +56,11 @@ pub fn request_seed(seed: u64, round: u32, step: Step, index: usize) -> u64 {
 
 /// Completion tokens of every sample of a generation (0 where the generator does not count).
 pub fn completion_tokens(generation: &Generation) -> u64 {
-    generation.samples.iter().map(|s| u64::from(s.completion_tokens.unwrap_or(0))).sum()
+    generation
+        .samples
+        .iter()
+        .map(|s| u64::from(s.completion_tokens.unwrap_or(0)))
+        .sum()
 }
 
 /// The answer to one request of a step.
@@ -112,22 +116,49 @@ pub struct StepRunner<'a> {
     pub generated_tokens: u64,
 }
 
-impl StepRunner<'_> {
+impl<'a> StepRunner<'a> {
+    pub fn new(
+        generator: &'a dyn Generator,
+        journal: &'a mut Journal,
+        chunk: usize,
+        stop: &'a dyn Fn() -> bool,
+        observer: &'a dyn Observer,
+    ) -> Self {
+        StepRunner {
+            generator,
+            journal,
+            chunk,
+            stop,
+            observer,
+            generate_s: 0.0,
+            generated_tokens: 0,
+        }
+    }
+
     /// Answers every request, in order: from the journal where it has the answer, otherwise from
     /// the generator, a chunk at a time, each finished chunk journaled before the next starts.
     /// Returns [`Interrupted`] (inside the error) when `stop` says so between chunks.
     pub fn run(&mut self, round: u32, step: Step, requests: &[GenRequest]) -> Result<Vec<Answer>> {
         self.observer.step_started(round, step, requests.len());
-        let keys = requests.iter().map(request_key).collect::<Result<Vec<_>>>()?;
+        let keys = requests
+            .iter()
+            .map(request_key)
+            .collect::<Result<Vec<_>>>()?;
         let mut answers: Vec<Option<Answer>> = keys
             .iter()
             .map(|k| {
-                self.journal.get(k).map(|(g, s)| Answer { result: Ok(g.clone()), seconds: *s, reused: true })
+                self.journal.get(k).map(|(g, s)| Answer {
+                    result: Ok(g.clone()),
+                    seconds: *s,
+                    reused: true,
+                })
             })
             .collect();
         let mut done = answers.iter().filter(|a| a.is_some()).count();
         self.observer.requests_done(done, 0, 0.0);
-        let missing: Vec<usize> = (0..requests.len()).filter(|&i| answers[i].is_none()).collect();
+        let missing: Vec<usize> = (0..requests.len())
+            .filter(|&i| answers[i].is_none())
+            .collect();
         for chunk in missing.chunks(self.chunk.max(1)) {
             if (self.stop)() {
                 return Err(Interrupted.into());
@@ -148,9 +179,17 @@ impl StepRunner<'_> {
                 let result = result.map_err(|e| format!("{e:#}"));
                 if let Ok(generation) = &result {
                     tokens += completion_tokens(generation);
-                    entries.push(Entry { key: keys[i].clone(), generation: generation.clone(), seconds });
+                    entries.push(Entry {
+                        key: keys[i].clone(),
+                        generation: generation.clone(),
+                        seconds,
+                    });
                 }
-                answers[i] = Some(Answer { result, seconds, reused: false });
+                answers[i] = Some(Answer {
+                    result,
+                    seconds,
+                    reused: false,
+                });
             }
             self.journal.append(entries)?;
             self.generate_s += seconds;
@@ -185,10 +224,16 @@ mod tests {
             requests
                 .iter()
                 .map(|r| {
-                    let Prompt::Text(p) = &r.prompt else { anyhow::bail!("chat") };
+                    let Prompt::Text(p) = &r.prompt else {
+                        anyhow::bail!("chat")
+                    };
                     anyhow::ensure!(!p.starts_with("fail"), "server said no");
                     Ok(Generation {
-                        samples: vec![Sample { text: format!("echo: {p}"), finish_reason: FinishReason::Stop, completion_tokens: Some(2) }],
+                        samples: vec![Sample {
+                            text: format!("echo: {p}"),
+                            finish_reason: FinishReason::Stop,
+                            completion_tokens: Some(2),
+                        }],
                         prompt_tokens: Some(1),
                         generator: "echo".into(),
                     })
@@ -201,7 +246,10 @@ mod tests {
     }
 
     fn req(p: &str) -> GenRequest {
-        GenRequest { prompt: Prompt::Text(p.into()), params: SamplingParams::default() }
+        GenRequest {
+            prompt: Prompt::Text(p.into()),
+            params: SamplingParams::default(),
+        }
     }
 
     fn texts(answers: &[Answer]) -> Vec<String> {
@@ -216,7 +264,10 @@ mod tests {
 
     #[test]
     fn seeds_are_stable_and_distinct_per_unit() {
-        assert_eq!(request_seed(1, 2, Step::Instructions, 3), request_seed(1, 2, Step::Instructions, 3));
+        assert_eq!(
+            request_seed(1, 2, Step::Instructions, 3),
+            request_seed(1, 2, Step::Instructions, 3)
+        );
         let all = [
             request_seed(1, 2, Step::Instructions, 3),
             request_seed(1, 2, Step::Classification, 3),
@@ -234,22 +285,37 @@ mod tests {
     fn chunks_are_journaled_and_reused_and_failures_asked_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        let echo = Echo { calls: Cell::new(0), requests: Cell::new(0) };
+        let echo = Echo {
+            calls: Cell::new(0),
+            requests: Cell::new(0),
+        };
         let requests = vec![req("a"), req("fail b"), req("c"), req("d"), req("e")];
         let mut journal = Journal::open(&path).unwrap();
-        let mut runner = StepRunner { generator: &echo, journal: &mut journal, chunk: 2, stop: &|| false, observer: &Quiet, generate_s: 0.0, generated_tokens: 0 };
+        let mut runner = StepRunner::new(&echo, &mut journal, 2, &|| false, &Quiet);
         let answers = runner.run(1, Step::Instructions, &requests).unwrap();
-        assert_eq!(texts(&answers), ["echo: a", "error: server said no", "echo: c", "echo: d", "echo: e"]);
+        assert_eq!(
+            texts(&answers),
+            [
+                "echo: a",
+                "error: server said no",
+                "echo: c",
+                "echo: d",
+                "echo: e"
+            ]
+        );
         assert_eq!(runner.generated_tokens, 8);
         assert_eq!((echo.calls.get(), echo.requests.get()), (3, 5));
         drop(journal);
 
         let mut journal = Journal::open(&path).unwrap();
         assert_eq!(journal.len(), 4);
-        let mut runner = StepRunner { generator: &echo, journal: &mut journal, chunk: 2, stop: &|| false, observer: &Quiet, generate_s: 0.0, generated_tokens: 0 };
+        let mut runner = StepRunner::new(&echo, &mut journal, 2, &|| false, &Quiet);
         let again = runner.run(1, Step::Instructions, &requests).unwrap();
         assert_eq!(texts(&again), texts(&answers));
-        assert_eq!(again.iter().map(|a| a.reused).collect::<Vec<_>>(), [true, false, true, true, true]);
+        assert_eq!(
+            again.iter().map(|a| a.reused).collect::<Vec<_>>(),
+            [true, false, true, true, true]
+        );
         // Only the failed request went to the generator again.
         assert_eq!((echo.calls.get(), echo.requests.get()), (4, 6));
     }
@@ -258,11 +324,14 @@ mod tests {
     fn stop_is_honoured_between_chunks_and_keeps_what_finished() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        let echo = Echo { calls: Cell::new(0), requests: Cell::new(0) };
+        let echo = Echo {
+            calls: Cell::new(0),
+            requests: Cell::new(0),
+        };
         let requests = vec![req("a"), req("b"), req("c")];
         let mut journal = Journal::open(&path).unwrap();
         let stop = || echo.calls.get() >= 1;
-        let mut runner = StepRunner { generator: &echo, journal: &mut journal, chunk: 2, stop: &stop, observer: &Quiet, generate_s: 0.0, generated_tokens: 0 };
+        let mut runner = StepRunner::new(&echo, &mut journal, 2, &stop, &Quiet);
         let err = runner.run(1, Step::Instructions, &requests).unwrap_err();
         assert!(err.downcast_ref::<Interrupted>().is_some());
         assert_eq!(journal.len(), 2);

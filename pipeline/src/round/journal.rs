@@ -29,7 +29,10 @@ pub struct Entry {
 /// The key of a request: SHA-256 of its JSON (prompt, sampling parameters and seed).
 pub fn request_key(request: &GenRequest) -> Result<String> {
     let json = serde_json::to_vec(request).context("encoding a request for the journal")?;
-    Ok(Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// An open journal.
@@ -45,20 +48,26 @@ impl Journal {
     pub fn open(path: &Path) -> Result<Journal> {
         let mut entries = HashMap::new();
         if path.exists() {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             // Everything after the last line break is a line the crash cut short.
             let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             if complete < bytes.len() {
-                let file = OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                file.set_len(complete as u64).with_context(|| format!("cannot truncate {}", path.display()))?;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                file.set_len(complete as u64)
+                    .with_context(|| format!("cannot truncate {}", path.display()))?;
                 tracing::warn!(path = %path.display(), "journal: removed a line cut short by a crash");
             }
             for (i, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
                 if line.is_empty() {
                     continue;
                 }
-                let entry: Entry = serde_json::from_slice(line)
-                    .with_context(|| format!("{}:{}: not a journal entry", path.display(), i + 1))?;
+                let entry: Entry = serde_json::from_slice(line).with_context(|| {
+                    format!("{}:{}: not a journal entry", path.display(), i + 1)
+                })?;
                 entries.insert(entry.key, (entry.generation, entry.seconds));
             }
         }
@@ -67,7 +76,11 @@ impl Journal {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Journal { path: path.to_path_buf(), file, entries })
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            entries,
+        })
     }
 
     /// The saved answer to the request with this key.
@@ -93,10 +106,15 @@ impl Journal {
             serde_json::to_writer(&mut buf, entry).context("encoding a journal entry")?;
             buf.push(b'\n');
         }
-        self.file.write_all(&buf).with_context(|| format!("cannot write {}", self.path.display()))?;
-        self.file.sync_data().with_context(|| format!("cannot flush {}", self.path.display()))?;
+        self.file
+            .write_all(&buf)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.file
+            .sync_data()
+            .with_context(|| format!("cannot flush {}", self.path.display()))?;
         for entry in new {
-            self.entries.insert(entry.key, (entry.generation, entry.seconds));
+            self.entries
+                .insert(entry.key, (entry.generation, entry.seconds));
         }
         Ok(())
     }
@@ -110,13 +128,20 @@ mod tests {
     fn request(prompt: &str, seed: u64) -> GenRequest {
         GenRequest {
             prompt: Prompt::Text(prompt.into()),
-            params: SamplingParams { seed: Some(seed), ..SamplingParams::default() },
+            params: SamplingParams {
+                seed: Some(seed),
+                ..SamplingParams::default()
+            },
         }
     }
 
     fn generation(text: &str) -> Generation {
         Generation {
-            samples: vec![Sample { text: text.into(), finish_reason: FinishReason::Stop, completion_tokens: Some(3) }],
+            samples: vec![Sample {
+                text: text.into(),
+                finish_reason: FinishReason::Stop,
+                completion_tokens: Some(3),
+            }],
             prompt_tokens: Some(7),
             generator: "test".into(),
         }
@@ -137,8 +162,18 @@ mod tests {
         let path = dir.path().join("journal.jsonl");
         let mut j = Journal::open(&path).unwrap();
         assert!(j.is_empty());
-        j.append(vec![Entry { key: "k1".into(), generation: generation("one"), seconds: 0.5 }]).unwrap();
-        j.append(vec![Entry { key: "k2".into(), generation: generation("two"), seconds: 1.0 }]).unwrap();
+        j.append(vec![Entry {
+            key: "k1".into(),
+            generation: generation("one"),
+            seconds: 0.5,
+        }])
+        .unwrap();
+        j.append(vec![Entry {
+            key: "k2".into(),
+            generation: generation("two"),
+            seconds: 1.0,
+        }])
+        .unwrap();
         drop(j);
         // A crash in the middle of a write.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -148,7 +183,12 @@ mod tests {
         assert_eq!(j.len(), 2);
         assert_eq!(j.get("k2").unwrap().0, generation("two"));
         assert!(j.get("k3").is_none());
-        j.append(vec![Entry { key: "k3".into(), generation: generation("three"), seconds: 2.0 }]).unwrap();
+        j.append(vec![Entry {
+            key: "k3".into(),
+            generation: generation("three"),
+            seconds: 2.0,
+        }])
+        .unwrap();
         drop(j);
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.len(), 3);
@@ -161,6 +201,9 @@ mod tests {
         let path = dir.path().join("journal.jsonl");
         std::fs::write(&path, "not json\n").unwrap();
         let err = format!("{:#}", Journal::open(&path).unwrap_err());
-        assert!(err.contains("journal.jsonl:1: not a journal entry"), "{err}");
+        assert!(
+            err.contains("journal.jsonl:1: not a journal entry"),
+            "{err}"
+        );
     }
 }

@@ -57,10 +57,11 @@ pub(crate) mod testing {
     use crate::generator::{FinishReason, GenRequest, Generation, Generator, Prompt, Sample};
 
     const WORDS: [&str; 40] = [
-        "apple", "river", "engine", "garden", "silver", "thunder", "castle", "pencil", "ocean", "violin", "desert",
-        "marble", "planet", "forest", "candle", "bridge", "harbor", "lantern", "meadow", "rocket", "saddle", "tunnel",
-        "window", "yogurt", "zebra", "anchor", "basket", "cactus", "dragon", "feather", "glacier", "hammer", "igloo",
-        "jacket", "kettle", "ladder", "magnet", "needle", "orchid", "parrot",
+        "apple", "river", "engine", "garden", "silver", "thunder", "castle", "pencil", "ocean",
+        "violin", "desert", "marble", "planet", "forest", "candle", "bridge", "harbor", "lantern",
+        "meadow", "rocket", "saddle", "tunnel", "window", "yogurt", "zebra", "anchor", "basket",
+        "cactus", "dragon", "feather", "glacier", "hammer", "igloo", "jacket", "kettle", "ladder",
+        "magnet", "needle", "orchid", "parrot",
     ];
 
     /// Answers by step (told apart by `max_tokens` of the default config): instruction lists
@@ -75,25 +76,39 @@ pub(crate) mod testing {
 
     impl Scripted {
         pub fn new() -> Self {
-            Scripted { calls: Cell::new(0), fail_prompt_containing: None }
+            Scripted {
+                calls: Cell::new(0),
+                fail_prompt_containing: None,
+            }
         }
     }
 
     fn words(seed: u64, n: usize) -> String {
         let mut rng = crate::prompts::SplitMix64::new(seed);
-        (0..n).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn text_of(p: &Prompt) -> String {
         match p {
             Prompt::Text(t) => t.clone(),
-            Prompt::Chat(m) => m.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n"),
+            Prompt::Chat(m) => m
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
     fn sample(text: String, finish: FinishReason) -> Generation {
         Generation {
-            samples: vec![Sample { text, finish_reason: finish, completion_tokens: Some(5) }],
+            samples: vec![Sample {
+                text,
+                finish_reason: finish,
+                completion_tokens: Some(5),
+            }],
             prompt_tokens: Some(10),
             generator: "scripted".into(),
         }

@@ -129,7 +129,14 @@ pub struct Rejected {
 
 impl Rejected {
     /// A row with no instance, neighbour or detail.
-    pub fn new(round: u32, stage: RoundStage, reason: RejectReason, unit: Unit, id: String, text: String) -> Self {
+    pub fn new(
+        round: u32,
+        stage: RoundStage,
+        reason: RejectReason,
+        unit: Unit,
+        id: String,
+        text: String,
+    ) -> Self {
         Rejected {
             round,
             stage,
@@ -274,18 +281,34 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), all.len());
         assert_eq!(all.len(), DropReason::ALL.len() + 5);
-        assert_eq!(RejectReason::Response(ResponseDrop::LengthLimit).to_string(), "length_limit");
+        assert_eq!(
+            RejectReason::Response(ResponseDrop::LengthLimit).to_string(),
+            "length_limit"
+        );
     }
 
     #[test]
     fn rates_and_merge() {
-        let mut a = RoundStats { candidates: 4, kept: 1, generate_s: 2.0, generated_tokens: 10, ..Default::default() };
+        let mut a = RoundStats {
+            candidates: 4,
+            kept: 1,
+            generate_s: 2.0,
+            generated_tokens: 10,
+            ..Default::default()
+        };
         a.drops.insert("too_short".into(), 3);
         assert_eq!(a.acceptance_rate(), 0.25);
         assert_eq!(a.tokens_per_s(), 5.0);
         assert_eq!(RoundStats::default().acceptance_rate(), 0.0);
         let b = a.clone();
         a.merge(&b);
-        assert_eq!((a.candidates, a.kept, a.drops(RejectReason::Filter(DropReason::TooShort))), (8, 2, 6));
+        assert_eq!(
+            (
+                a.candidates,
+                a.kept,
+                a.drops(RejectReason::Filter(DropReason::TooShort))
+            ),
+            (8, 2, 6)
+        );
     }
 }

@@ -19,7 +19,8 @@ use super::journal::Journal;
 use super::rows::RoundStats;
 
 /// Opens the generator a run asks for (see [`super::open_generator`]).
-pub type OpenGenerator<'a> = &'a dyn Fn(&GeneratorConfig) -> Result<Box<dyn Generator + Send + Sync>>;
+pub type OpenGenerator<'a> =
+    &'a dyn Fn(&GeneratorConfig) -> Result<Box<dyn Generator + Send + Sync>>;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +48,8 @@ pub fn run(
 ) -> Result<RunOutcome> {
     config.validate()?;
     let seed_path = &config.run.seed_tasks;
-    let seed_bytes = std::fs::read(seed_path).with_context(|| format!("cannot read {}", seed_path.display()))?;
+    let seed_bytes =
+        std::fs::read(seed_path).with_context(|| format!("cannot read {}", seed_path.display()))?;
     let (seeds, _) = load_seeds(seed_path)?;
     let prompter = Prompter::load(config.prompts.clone())?;
     let templates = prompter.templates().hashes();
@@ -74,8 +76,20 @@ pub fn run(
     let mut interrupted = false;
     for round in folder.committed() + 1..=config.run.rounds {
         let mut journal = Journal::open(&folder.journal_path(round)?)?;
-        let inputs = RoundInputs { config, prompter: &prompter, seeds: &seeds, machine: &machine };
-        let output = match run_round(&inputs, round, generator.as_ref(), &mut journal, stop, observer) {
+        let inputs = RoundInputs {
+            config,
+            prompter: &prompter,
+            seeds: &seeds,
+            machine: &machine,
+        };
+        let output = match run_round(
+            &inputs,
+            round,
+            generator.as_ref(),
+            &mut journal,
+            stop,
+            observer,
+        ) {
             Ok(output) => output,
             Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
                 interrupted = true;
@@ -84,7 +98,12 @@ pub fn run(
             Err(e) => return Err(e.context(format!("round {round}"))),
         };
         folder.commit(&output)?;
-        machine.extend(output.kept.iter().map(|k| (k.id.clone(), k.instruction.clone())));
+        machine.extend(
+            output
+                .kept
+                .iter()
+                .map(|k| (k.id.clone(), k.instruction.clone())),
+        );
         observer.round_committed(&output.stats);
         if stop() {
             interrupted = round < config.run.rounds;
@@ -123,7 +142,10 @@ mod tests {
     struct SendScripted;
 
     impl Generator for SendScripted {
-        fn generate(&self, requests: &[crate::generator::GenRequest]) -> Vec<Result<crate::generator::Generation>> {
+        fn generate(
+            &self,
+            requests: &[crate::generator::GenRequest],
+        ) -> Vec<Result<crate::generator::Generation>> {
             Scripted::new().generate(requests)
         }
         fn describe(&self) -> String {
@@ -156,11 +178,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(6, 3);
         let whole = go(&cfg, &dir.path().join("whole"), false).unwrap();
-        assert_eq!((whole.committed, whole.committed_before, whole.interrupted), (3, 0, false));
+        assert_eq!(
+            (whole.committed, whole.committed_before, whole.interrupted),
+            (3, 0, false)
+        );
 
         let stepwise = dir.path().join("stepwise");
         for rounds in 1..=3 {
-            let out = go(&PipelineConfig { run: crate::round::config::RunConfig { rounds, ..cfg.run.clone() }, ..cfg.clone() }, &stepwise, false).unwrap();
+            let out = go(
+                &PipelineConfig {
+                    run: crate::round::config::RunConfig {
+                        rounds,
+                        ..cfg.run.clone()
+                    },
+                    ..cfg.clone()
+                },
+                &stepwise,
+                false,
+            )
+            .unwrap();
             assert_eq!(out.committed, rounds);
         }
         // Round 3 crashed after writing its parts, before its marker: the parts are discarded and
@@ -175,7 +211,10 @@ mod tests {
         assert_eq!(again.rounds[2].reused_responses, again.rounds[2].requests);
         assert_eq!(tables(&dir.path().join("whole")), tables(&stepwise));
         let kept = read_parquet(&stepwise.join(INSTRUCTIONS)).unwrap();
-        assert_eq!(kept.height() as u64, whole.rounds.iter().map(|r| r.kept).sum::<u64>());
+        assert_eq!(
+            kept.height() as u64,
+            whole.rounds.iter().map(|r| r.kept).sum::<u64>()
+        );
 
         // Nothing left to do.
         let done = go(&cfg, &stepwise, false).unwrap();
@@ -187,8 +226,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         go(&config(5, 2), dir.path(), false).unwrap();
         let df = read_parquet(&dir.path().join(INSTRUCTIONS)).unwrap();
-        let rounds = df.column("round").unwrap().u32().unwrap().into_no_null_iter().collect::<Vec<_>>();
-        let machine = df.column("in_context_machine_ids").unwrap().list().unwrap().clone();
+        let rounds = df
+            .column("round")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect::<Vec<_>>();
+        let machine = df
+            .column("in_context_machine_ids")
+            .unwrap()
+            .list()
+            .unwrap()
+            .clone();
         for (i, round) in rounds.iter().enumerate() {
             let n = machine.get_as_series(i).unwrap().len();
             assert_eq!(n, if *round == 1 { 0 } else { 2 }, "row {i}");
@@ -204,11 +254,20 @@ mod tests {
         other.run.seed = 1;
         other.filters.rouge.threshold = 0.5;
         let err = format!("{:#}", go(&other, dir.path(), false).unwrap_err());
-        assert!(err.contains("different settings (config.filters, config.seed)"), "{err}");
+        assert!(
+            err.contains("different settings (config.filters, config.seed)"),
+            "{err}"
+        );
         let out = go(&other, dir.path(), true).unwrap();
         assert_eq!((out.committed_before, out.committed), (0, 1));
         // More rounds is the same run, extended.
-        let more = PipelineConfig { run: crate::round::config::RunConfig { rounds: 2, ..other.run.clone() }, ..other.clone() };
+        let more = PipelineConfig {
+            run: crate::round::config::RunConfig {
+                rounds: 2,
+                ..other.run.clone()
+            },
+            ..other.clone()
+        };
         assert_eq!(go(&more, dir.path(), false).unwrap().committed_before, 1);
     }
 
@@ -219,7 +278,10 @@ mod tests {
         let err = format!("{:#}", go(&config(2, 1), dir.path(), false).unwrap_err());
         assert!(err.contains("not a run folder"), "{err}");
         go(&config(2, 1), dir.path(), true).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+            "mine"
+        );
     }
 
     #[test]
@@ -230,13 +292,21 @@ mod tests {
         // Stop once round 2 has started generating.
         let stop = || {
             calls.set(calls.get() + 1);
-            std::fs::metadata(dir.path().join("rounds/round-0002/journal.jsonl")).is_ok_and(|m| m.len() > 0)
+            std::fs::metadata(dir.path().join("rounds/round-0002/journal.jsonl"))
+                .is_ok_and(|m| m.len() > 0)
         };
         let out = run(&cfg, dir.path(), false, &scripted, &stop, &Quiet).unwrap();
         assert!(out.interrupted);
         assert_eq!(out.committed, 1);
         let resumed = go(&cfg, dir.path(), false).unwrap();
-        assert_eq!((resumed.committed_before, resumed.committed, resumed.interrupted), (1, 3, false));
+        assert_eq!(
+            (
+                resumed.committed_before,
+                resumed.committed,
+                resumed.interrupted
+            ),
+            (1, 3, false)
+        );
         assert!(resumed.rounds[1].reused_responses > 0);
     }
 }

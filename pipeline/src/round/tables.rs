@@ -10,8 +10,15 @@ use super::rows::{InstanceRow, KeptInstruction, RejectReason, Rejected, RoundSta
 
 /// Columns that hold timings or say how a run was resumed: they differ between two runs that
 /// produced the same data.
-pub const RUN_DEPENDENT_COLUMNS: &[&str] =
-    &["instruction_seconds", "instances_seconds", "reused_responses", "wall_s", "generate_s", "generated_tokens", "tokens_per_s"];
+pub const RUN_DEPENDENT_COLUMNS: &[&str] = &[
+    "instruction_seconds",
+    "instances_seconds",
+    "reused_responses",
+    "wall_s",
+    "generate_s",
+    "generated_tokens",
+    "tokens_per_s",
+];
 
 /// `instructions.parquet`.
 pub fn instructions_frame(rows: &[KeptInstruction]) -> Result<DataFrame> {
@@ -20,24 +27,56 @@ pub fn instructions_frame(rows: &[KeptInstruction]) -> Result<DataFrame> {
     let x = |f: fn(&KeptInstruction) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     Ok(DataFrame::new_infer_height(vec![
         Column::new("id".into(), s(|r| &r.id)),
-        Column::new("round".into(), rows.iter().map(|r| r.round).collect::<Vec<u32>>()),
+        Column::new(
+            "round".into(),
+            rows.iter().map(|r| r.round).collect::<Vec<u32>>(),
+        ),
         Column::new("instruction".into(), s(|r| &r.instruction)),
-        Column::new("is_classification".into(), rows.iter().map(|r| r.is_classification).collect::<Vec<bool>>()),
-        Column::new("classification_answer".into(), s(|r| &r.classification_answer)),
+        Column::new(
+            "is_classification".into(),
+            rows.iter()
+                .map(|r| r.is_classification)
+                .collect::<Vec<bool>>(),
+        ),
+        Column::new(
+            "classification_answer".into(),
+            s(|r| &r.classification_answer),
+        ),
         Column::new("prompt_style".into(), s(|r| &r.prompt_style)),
         Column::new("prompt_id".into(), s(|r| &r.prompt_id)),
-        list_str_column("in_context_seed_ids", rows.iter().map(|r| r.in_context_seed_ids.clone())),
-        list_str_column("in_context_machine_ids", rows.iter().map(|r| r.in_context_machine_ids.clone())),
-        list_str_column("most_similar_ids", rows.iter().map(|r| r.neighbours.ids.clone())),
-        list_str_column("most_similar", rows.iter().map(|r| r.neighbours.instructions.clone())),
-        list_f64_column("most_similar_scores", rows.iter().map(|r| r.neighbours.scores.clone())),
+        list_str_column(
+            "in_context_seed_ids",
+            rows.iter().map(|r| r.in_context_seed_ids.clone()),
+        ),
+        list_str_column(
+            "in_context_machine_ids",
+            rows.iter().map(|r| r.in_context_machine_ids.clone()),
+        ),
+        list_str_column(
+            "most_similar_ids",
+            rows.iter().map(|r| r.neighbours.ids.clone()),
+        ),
+        list_str_column(
+            "most_similar",
+            rows.iter().map(|r| r.neighbours.instructions.clone()),
+        ),
+        list_f64_column(
+            "most_similar_scores",
+            rows.iter().map(|r| r.neighbours.scores.clone()),
+        ),
         Column::new("max_similarity".into(), x(|r| r.neighbours.max())),
         Column::new("mean_similarity".into(), x(|r| r.neighbours.mean)),
         Column::new("generator".into(), s(|r| &r.generator)),
         Column::new("prompt_tokens".into(), n(|r| r.prompt_tokens)),
         Column::new("completion_tokens".into(), n(|r| r.completion_tokens)),
-        Column::new("instances_prompt_tokens".into(), n(|r| r.instances_prompt_tokens)),
-        Column::new("instances_completion_tokens".into(), n(|r| r.instances_completion_tokens)),
+        Column::new(
+            "instances_prompt_tokens".into(),
+            n(|r| r.instances_prompt_tokens),
+        ),
+        Column::new(
+            "instances_completion_tokens".into(),
+            n(|r| r.instances_completion_tokens),
+        ),
         Column::new("instruction_seconds".into(), x(|r| r.instruction_seconds)),
         Column::new("instances_seconds".into(), x(|r| r.instances_seconds)),
     ])?)
@@ -48,8 +87,14 @@ pub fn instances_frame(rows: &[InstanceRow]) -> Result<DataFrame> {
     let s = |f: fn(&InstanceRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     Ok(DataFrame::new_infer_height(vec![
         Column::new("instruction_id".into(), s(|r| &r.instruction_id)),
-        Column::new("round".into(), rows.iter().map(|r| r.round).collect::<Vec<u32>>()),
-        Column::new("index".into(), rows.iter().map(|r| r.index).collect::<Vec<u32>>()),
+        Column::new(
+            "round".into(),
+            rows.iter().map(|r| r.round).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "index".into(),
+            rows.iter().map(|r| r.index).collect::<Vec<u32>>(),
+        ),
         Column::new("input".into(), s(|r| &r.input)),
         Column::new("output".into(), s(|r| &r.output)),
         Column::new("method".into(), s(|r| r.method.as_str())),
@@ -61,7 +106,10 @@ pub fn rejected_frame(rows: &[Rejected]) -> Result<DataFrame> {
     let s = |f: fn(&Rejected) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     let o = |f: fn(&Rejected) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
     Ok(DataFrame::new_infer_height(vec![
-        Column::new("round".into(), rows.iter().map(|r| r.round).collect::<Vec<u32>>()),
+        Column::new(
+            "round".into(),
+            rows.iter().map(|r| r.round).collect::<Vec<u32>>(),
+        ),
         Column::new("stage".into(), s(|r| r.stage.as_str())),
         Column::new("reason".into(), s(|r| r.reason.as_str())),
         Column::new("unit".into(), s(|r| r.unit.as_str())),
@@ -71,7 +119,12 @@ pub fn rejected_frame(rows: &[Rejected]) -> Result<DataFrame> {
         Column::new("output".into(), o(|r| r.output.as_deref())),
         Column::new("nearest_id".into(), o(|r| r.nearest_id.as_deref())),
         Column::new("nearest".into(), o(|r| r.nearest.as_deref())),
-        Column::new("nearest_score".into(), rows.iter().map(|r| r.nearest_score).collect::<Vec<Option<f64>>>()),
+        Column::new(
+            "nearest_score".into(),
+            rows.iter()
+                .map(|r| r.nearest_score)
+                .collect::<Vec<Option<f64>>>(),
+        ),
         Column::new("detail".into(), o(|r| r.detail.as_deref())),
     ])?)
 }
@@ -81,7 +134,10 @@ pub fn rounds_frame(rows: &[RoundStats]) -> Result<DataFrame> {
     let n = |f: fn(&RoundStats) -> u64| rows.iter().map(f).collect::<Vec<u64>>();
     let x = |f: fn(&RoundStats) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     let mut columns = vec![
-        Column::new("round".into(), rows.iter().map(|r| r.round).collect::<Vec<u32>>()),
+        Column::new(
+            "round".into(),
+            rows.iter().map(|r| r.round).collect::<Vec<u32>>(),
+        ),
         Column::new("prompts".into(), n(|r| r.prompts)),
         Column::new("requests".into(), n(|r| r.requests)),
         Column::new("failed_requests".into(), n(|r| r.failed_requests)),
@@ -97,7 +153,10 @@ pub fn rounds_frame(rows: &[RoundStats]) -> Result<DataFrame> {
     ];
     for reason in RejectReason::all() {
         let name = format!("drop_{}", reason.as_str());
-        columns.push(Column::new(name.into(), rows.iter().map(|r| r.drops(reason)).collect::<Vec<u64>>()));
+        columns.push(Column::new(
+            name.into(),
+            rows.iter().map(|r| r.drops(reason)).collect::<Vec<u64>>(),
+        ));
     }
     columns.extend([
         Column::new("wall_s".into(), x(|r| r.wall_s)),
@@ -117,7 +176,9 @@ pub fn machine_pool(df: &DataFrame, path: &std::path::Path) -> Result<Vec<(Strin
         .enumerate()
         .map(|(i, pair)| match pair {
             (Some(id), Some(text)) => Ok((id, text)),
-            _ => None.with_context(|| format!("{}: row {i}: null id or instruction", path.display())),
+            _ => {
+                None.with_context(|| format!("{}: row {i}: null id or instruction", path.display()))
+            }
         })
         .collect()
 }
@@ -140,7 +201,12 @@ mod tests {
             prompt_id: "r1-p0".into(),
             in_context_seed_ids: vec!["s1".into()],
             in_context_machine_ids: vec![],
-            neighbours: Neighbours { ids: vec!["s1".into()], instructions: vec!["Seed.".into()], scores: vec![0.5], mean: 0.5 },
+            neighbours: Neighbours {
+                ids: vec!["s1".into()],
+                instructions: vec!["Seed.".into()],
+                scores: vec![0.5],
+                mean: 0.5,
+            },
             generator: "g".into(),
             prompt_tokens: 1,
             completion_tokens: 2,
@@ -156,18 +222,47 @@ mod tests {
         let full = instructions_frame(&[kept("a")]).unwrap();
         let empty = instructions_frame(&[]).unwrap();
         assert_eq!(full.schema(), empty.schema());
-        let row = InstanceRow { instruction_id: "a".into(), round: 1, index: 0, input: "".into(), output: "o".into(), method: InstanceMethod::InputFirst };
-        assert_eq!(instances_frame(&[row]).unwrap().schema(), instances_frame(&[]).unwrap().schema());
-        let mut rej = Rejected::new(1, RoundStage::Rouge, RejectReason::GenerationFailed, Unit::Instruction, "x".into(), "t".into());
+        let row = InstanceRow {
+            instruction_id: "a".into(),
+            round: 1,
+            index: 0,
+            input: "".into(),
+            output: "o".into(),
+            method: InstanceMethod::InputFirst,
+        };
+        assert_eq!(
+            instances_frame(&[row]).unwrap().schema(),
+            instances_frame(&[]).unwrap().schema()
+        );
+        let mut rej = Rejected::new(
+            1,
+            RoundStage::Rouge,
+            RejectReason::GenerationFailed,
+            Unit::Instruction,
+            "x".into(),
+            "t".into(),
+        );
         rej.nearest_score = Some(0.9);
-        assert_eq!(rejected_frame(&[rej]).unwrap().schema(), rejected_frame(&[]).unwrap().schema());
-        assert_eq!(rounds_frame(&[RoundStats::default()]).unwrap().schema(), rounds_frame(&[]).unwrap().schema());
+        assert_eq!(
+            rejected_frame(&[rej]).unwrap().schema(),
+            rejected_frame(&[]).unwrap().schema()
+        );
+        assert_eq!(
+            rounds_frame(&[RoundStats::default()]).unwrap().schema(),
+            rounds_frame(&[]).unwrap().schema()
+        );
     }
 
     #[test]
     fn machine_pool_reads_back_ids_and_instructions() {
         let df = instructions_frame(&[kept("a"), kept("b")]).unwrap();
         let pool = machine_pool(&df, std::path::Path::new("x.parquet")).unwrap();
-        assert_eq!(pool, [("a".to_string(), "Instruction a.".to_string()), ("b".to_string(), "Instruction b.".to_string())]);
+        assert_eq!(
+            pool,
+            [
+                ("a".to_string(), "Instruction a.".to_string()),
+                ("b".to_string(), "Instruction b.".to_string())
+            ]
+        );
     }
 }
