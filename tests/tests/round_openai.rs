@@ -365,6 +365,14 @@ fn one_round_against_a_scripted_server_gives_exact_tables() {
         server
             .requests()
             .iter()
+            .filter(|r| step(r) == Step::Instructions)
+            .count(),
+        5
+    );
+    assert_eq!(
+        server
+            .requests()
+            .iter()
             .filter(|r| step(r) == Step::Instances)
             .count(),
         4

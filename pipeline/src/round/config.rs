@@ -12,9 +12,9 @@ use filters::{InstanceFilterConfig, NearDupConfig, RuleConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::generator::openai::OpenAiConfig;
+use crate::generator::openai::{Endpoint, OpenAiConfig};
 use crate::generator::SamplingParams;
-use crate::prompts::PromptConfig;
+use crate::prompts::{PromptConfig, PromptStyle};
 
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -302,8 +302,21 @@ impl PipelineConfig {
             (GeneratorKind::Openai, None) => {
                 bail!("generator.openai: missing; kind = \"openai\" needs base_urls and model (or --endpoint and --endpoint-model)")
             }
-            (_, Some(openai)) => {
+            (kind, Some(openai)) => {
                 openai.validate().context("generator.openai")?;
+                let fits = matches!(
+                    (self.prompts.style, openai.endpoint),
+                    (PromptStyle::Completion, Endpoint::Completions)
+                        | (PromptStyle::Chat, Endpoint::Chat)
+                );
+                if kind == GeneratorKind::Openai && !fits {
+                    bail!(
+                        "generator.openai.endpoint: {:?} cannot take prompts.style = {:?} prompts \
+                         (use endpoint \"completions\" with style \"completion\", or \"chat\" with \"chat\")",
+                        openai.endpoint.path(),
+                        self.prompts.style.as_str()
+                    );
+                }
             }
             (GeneratorKind::Local, None) => {}
         }
@@ -534,7 +547,10 @@ mod tests {
 
     #[test]
     fn openai_section_parses() {
-        let c = parse("[generator]\nkind = \"openai\"\n[generator.openai]\nbase_urls = [\"http://127.0.0.1:1\"]\nmodel = \"m\"\nendpoint = \"chat\"\n").unwrap();
+        let openai = "[generator]\nkind = \"openai\"\n[generator.openai]\nbase_urls = [\"http://127.0.0.1:1\"]\nmodel = \"m\"\nendpoint = \"chat\"\n";
+        let err = format!("{:#}", parse(openai).unwrap_err());
+        assert!(err.starts_with("generator.openai.endpoint: \"/v1/chat/completions\" cannot take prompts.style = \"completion\""), "{err}");
+        let c = parse(&format!("{openai}[prompts]\nstyle = \"chat\"\n")).unwrap();
         let openai = c.generator.openai.unwrap();
         assert_eq!(openai.model, "m");
         assert_eq!(openai.max_concurrency, 16);
