@@ -2,7 +2,8 @@
 //! generated from them.
 //!
 //! Exit codes: 0 success; 1 a run ended without meeting its target (reserved for `iterate`);
-//! 2 an error (bad input, bad flags, I/O), with the reason on stderr.
+//! 2 an error (bad input, bad flags, I/O), with the reason on stderr; 130 stopped by Ctrl-C
+//! (`round`: what was complete is saved, and rerunning the same command resumes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ use crate::commands;
 
 /// Exit code for errors of any kind.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Grow an instruction-tuning dataset from seed tasks (Self-Instruct) and fine-tune the generator on it.
 #[derive(Debug, Parser)]
@@ -35,6 +38,10 @@ pub enum Command {
     Rouge(RougeArgs),
     /// Validate a seed file and print its statistics.
     Seeds(SeedsArgs),
+    /// Write a commented default pipeline.toml.
+    Init(InitArgs),
+    /// Run Self-Instruct rounds: generate, filter and save instructions with their instances.
+    Round(RoundArgs),
 }
 
 /// Tokenizer used by ROUGE-L.
@@ -112,6 +119,47 @@ pub struct SeedsArgs {
     pub max_rouge: f64,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Where to write the config.
+    #[arg(long, value_name = "FILE", default_value = "pipeline.toml")]
+    pub out: PathBuf,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RoundArgs {
+    /// Pipeline config (see `selfinstruct init`); default: ./pipeline.toml if it exists, else the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Local model: a Hugging Face checkpoint folder or GGUF file (selects the local generator).
+    #[arg(long, value_name = "PATH", conflicts_with = "endpoint")]
+    pub model: Option<PathBuf>,
+    /// Base URL of an OpenAI-compatible server (repeat for several; selects the openai generator).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Vec<String>,
+    /// The model name the --endpoint servers serve (default: generator.openai.model of the config).
+    #[arg(long, value_name = "NAME", requires = "endpoint")]
+    pub endpoint_model: Option<String>,
+    /// Rounds in the finished run (a rerun with a larger number extends it).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
+    /// Instruction-generation prompts per round.
+    #[arg(long, value_name = "N")]
+    pub prompts_per_round: Option<usize>,
+    /// The run folder (default: run.out_dir/run.name of the config).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run seed: the same config, seed and model give the same dataset.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Delete a run with different settings (or a non-run folder's run files) at --out and start over.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -120,6 +168,8 @@ pub fn main() -> ExitCode {
         Command::Dedup(args) => commands::dedup::run(&args),
         Command::Rouge(args) => commands::rouge::run(&args),
         Command::Seeds(args) => commands::seeds::run(&args),
+        Command::Init(args) => commands::init::run(&args),
+        Command::Round(args) => commands::round::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -95,7 +95,7 @@ pub fn run_dedup(
         .map(InstructionRules::new)
         .transpose()
         .context("invalid rule filter settings")?;
-    let mut index = NearDupIndex::new(options.near_dup.clone()).context("invalid near-duplicate settings")?;
+    let mut index = NearDupIndex::new(options.near_dup).context("invalid near-duplicate settings")?;
     // Index entry number -> (id, instruction) for reporting neighbours.
     let mut pool: Vec<(String, String)> = Vec::with_capacity(against.len() + records.len());
     for entry in against {

@@ -6,6 +6,7 @@ pub mod parquet;
 pub mod parse;
 pub mod prompts;
 pub mod records;
+pub mod round;
 pub mod seeds;
 pub mod cli;
 pub mod commands;

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use polars::prelude::{
-    CompatLevel, DataFrame, KeyValueMetadata, ParquetReader, ParquetWriter, SchemaExt, SerReader, StatisticsOptions,
+    Column, CompatLevel, DataFrame, DataType, KeyValueMetadata, NamedFrom, ParquetReader, ParquetWriter, PlSmallStr,
+    SchemaExt, SerReader, Series, StatisticsOptions,
 };
 
 use crate::atomic::PendingFile;
@@ -50,6 +51,23 @@ pub fn string_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<Opti
         .str()
         .with_context(|| format!("{}: column {name:?} is {}, expected strings", path.display(), column.dtype()))?;
     Ok((0..values.len()).map(|i| values.get(i).map(str::to_owned)).collect())
+}
+
+/// A column of string lists, typed even when there are no rows.
+pub fn list_str_column(name: &str, lists: impl Iterator<Item = Vec<String>>) -> Column {
+    list_column(name, lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(), DataType::String)
+}
+
+/// A column of float lists, typed even when there are no rows.
+pub fn list_f64_column(name: &str, lists: impl Iterator<Item = Vec<f64>>) -> Column {
+    list_column(name, lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(), DataType::Float64)
+}
+
+fn list_column(name: &str, series: Vec<Series>, inner: DataType) -> Column {
+    if series.is_empty() {
+        return Series::new_empty(name.into(), &DataType::List(Box::new(inner))).into();
+    }
+    Series::new(name.into(), series).into()
 }
 
 #[cfg(test)]

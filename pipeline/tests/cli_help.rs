@@ -8,7 +8,7 @@ fn help_lists_the_commands() {
     let out = Command::new(env!("CARGO_BIN_EXE_selfinstruct")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for command in ["dedup", "rouge", "seeds"] {
+    for command in ["dedup", "rouge", "seeds", "init", "round"] {
         assert!(text.contains(command), "--help lacks {command}:\n{text}");
     }
 }

@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use filters::{DropReason, NearDupConfig, RuleConfig};
-use polars::prelude::{Column, DataFrame, DataType, NamedFrom, PlSmallStr, Series};
+use polars::prelude::{Column, DataFrame};
 
 use crate::atomic::PendingFile;
 use crate::cli::DedupArgs;
-use crate::parquet::write_frame;
+use crate::parquet::{list_f64_column, list_str_column, write_frame};
 use crate::dedup::{run_dedup, DedupOptions, DedupOutcome, Neighbours, PoolEntry};
 use crate::records::read_records;
 use crate::table::{percent, render};
@@ -83,24 +83,6 @@ pub fn summary(outcome: &DedupOutcome) -> String {
     render(&["", "count", "share"], &rows)
 }
 
-fn list_str(name: &str, lists: impl Iterator<Item = Vec<String>>) -> Column {
-    let series: Vec<Series> = lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect();
-    let mut s = Series::new(name.into(), series);
-    if s.is_empty() {
-        s = Series::new_empty(name.into(), &DataType::List(Box::new(DataType::String)));
-    }
-    s.into()
-}
-
-fn list_f64(name: &str, lists: impl Iterator<Item = Vec<f64>>) -> Column {
-    let series: Vec<Series> = lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect();
-    let mut s = Series::new(name.into(), series);
-    if s.is_empty() {
-        s = Series::new_empty(name.into(), &DataType::List(Box::new(DataType::Float64)));
-    }
-    s.into()
-}
-
 /// kept.parquet: one row per kept instruction with its nearest pool entries.
 pub fn kept_frame(outcome: &DedupOutcome) -> Result<DataFrame> {
     let k = &outcome.kept;
@@ -113,9 +95,9 @@ pub fn kept_frame(outcome: &DedupOutcome) -> Result<DataFrame> {
         Column::new("output".into(), k.iter().map(|r| r.record.output.as_deref()).collect::<Vec<_>>()),
         Column::new("max_rouge".into(), n(&|nb| nb.max())),
         Column::new("mean_rouge_top_k".into(), n(&|nb| nb.mean)),
-        list_str("most_similar_ids", k.iter().map(|r| r.neighbours.ids.clone())),
-        list_str("most_similar", k.iter().map(|r| r.neighbours.instructions.clone())),
-        list_f64("most_similar_scores", k.iter().map(|r| r.neighbours.scores.clone())),
+        list_str_column("most_similar_ids", k.iter().map(|r| r.neighbours.ids.clone())),
+        list_str_column("most_similar", k.iter().map(|r| r.neighbours.instructions.clone())),
+        list_f64_column("most_similar_scores", k.iter().map(|r| r.neighbours.scores.clone())),
     ])?)
 }
 

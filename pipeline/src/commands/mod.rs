@@ -1,7 +1,9 @@
 //! One module per CLI command: argument handling, files and terminal output around the library.
 
 pub mod dedup;
+pub mod init;
 pub mod rouge;
+pub mod round;
 pub mod seeds;
 
 use indicatif::{ProgressBar, ProgressStyle};

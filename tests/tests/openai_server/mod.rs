@@ -1,3 +1,4 @@
+#![allow(dead_code)] // Shared by several test binaries; each uses part of it.
 //! A scripted OpenAI-compatible server for the `openai` generator's tests: real HTTP/1.1 on
 //! 127.0.0.1, one thread per connection, `Connection: close` on every reply. Each request is
 //! answered by a script that sees the request and how many earlier requests had the same body
