@@ -34,7 +34,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let t = Instant::now();
     let (_, model) = model::load_checkpoint::<Flex>(std::path::Path::new(dir), &device)?;
-    let model = model.with_inference_head();
     let load_s = t.elapsed().as_secs_f64();
     let requests: Vec<GenerationRequest> = rows
         .iter()

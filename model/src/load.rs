@@ -182,7 +182,6 @@ pub fn build_model<B: Backend>(
         layers,
         norm,
         lm_head,
-        lm_head_is_embedding_copy: false,
         rope: Rope {
             dim: d,
             theta: config.rope_theta(),

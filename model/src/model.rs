@@ -21,12 +21,11 @@
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::linear;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::cache::KvCache;
 use crate::layer::DecoderLayer;
-use crate::linear::{forward_rows, hf_linear};
+use crate::linear::{forward_rows, matmul_rows};
 use crate::norm::RmsNorm;
 use crate::rope::Rope;
 
@@ -52,9 +51,6 @@ pub struct Model<B: Backend> {
     pub norm: RmsNorm<B>,
     /// `[hidden, vocab]`; `None` when the checkpoint ties it to `embed_tokens`.
     pub lm_head: Option<Linear<B>>,
-    /// `lm_head` is a copy of the tied embedding made by [`Model::with_inference_head`].
-    #[module(skip)]
-    pub lm_head_is_embedding_copy: bool,
     #[module(skip)]
     pub rope: Rope,
 }
@@ -158,30 +154,15 @@ impl<B: Backend> Model<B> {
         Ok(self.norm.forward(x))
     }
 
-    /// For inference: a tied output projection becomes a contiguous `[hidden, vocab]` copy of
-    /// the embedding. Decoding multiplies by it every step, and through the transposed view of
-    /// `embed_tokens` that costs about twice as much (measured: 3.1 -> 7.2 tok/s at batch 1 on a
-    /// SmolLM2-135M shape). Not for training: the copy would not follow embedding updates.
-    pub fn with_inference_head(mut self) -> Self {
-        if self.lm_head.is_none() {
-            self.lm_head = Some(hf_linear(self.embed_tokens.weight.val(), None));
-            self.lm_head_is_embedding_copy = true;
-        }
-        self
-    }
-
     /// Output projection: `[batch, seq, hidden]` -> `[batch, seq, vocab]`, through `lm_head`
     /// or, when tied, the transposed embedding.
     pub fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
             Some(head) => forward_rows(head, x),
             None => {
+                // The embedding `[vocab, hidden]` is already the head's `[out, in]`.
                 let [b, s, hidden] = x.dims();
-                let y = linear(
-                    x.reshape([b * s, hidden]),
-                    self.embed_tokens.weight.val().transpose(),
-                    None,
-                );
+                let y = matmul_rows(x.reshape([b * s, hidden]), self.embed_tokens.weight.val());
                 let vocab = y.dims()[1];
                 y.reshape([b, s, vocab])
             }
