@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod input;
+pub mod model_source;
 pub mod parquet;
 pub mod parse;
 pub mod prompts;

@@ -1,6 +1,8 @@
 //! One module per CLI command: argument handling, files and terminal output around the library.
 
 pub mod dedup;
+pub mod generate;
+pub mod logits;
 pub mod rouge;
 pub mod seeds;
 

@@ -2,11 +2,12 @@
 //! step at once (so a local model can batch them and an HTTP client can keep many in flight) and
 //! gets one [`Generation`] per request back, in request order.
 //!
-//! Implementations: `openai` (any OpenAI-compatible server); the local burn model comes with the
-//! model crate.
+//! Implementations: `openai` (any OpenAI-compatible server) and `local` (the burn model of the
+//! `model` crate, on the CPU).
 
 use serde::{Deserialize, Serialize};
 
+pub mod local;
 pub mod openai;
 
 /// One chat turn.
