@@ -200,7 +200,11 @@ impl InstanceFilter {
     }
 
     /// [`InstanceFilter::filter_task`], recording every verdict in `stats`.
-    pub fn filter_task_counted(&self, instances: &[Instance], stats: &mut FilterStats) -> InstanceOutcome {
+    pub fn filter_task_counted(
+        &self,
+        instances: &[Instance],
+        stats: &mut FilterStats,
+    ) -> InstanceOutcome {
         let outcome = self.filter_task(instances);
         outcome.record_into(stats);
         outcome
@@ -244,7 +248,10 @@ mod tests {
             [drop(DropReason::EmptyOutput), K]
         );
         // Empty input with empty output is counted as an empty output.
-        assert_eq!(verdicts(&f, &[inst("", "")]), [drop(DropReason::EmptyOutput)]);
+        assert_eq!(
+            verdicts(&f, &[inst("", "")]),
+            [drop(DropReason::EmptyOutput)]
+        );
     }
 
     #[test]
@@ -288,13 +295,20 @@ mod tests {
                     inst("Time: 3:00", "Three o'clock")
                 ]
             ),
-            [drop(DropReason::EndsWithColon), drop(DropReason::EndsWithColon), K]
+            [
+                drop(DropReason::EndsWithColon),
+                drop(DropReason::EndsWithColon),
+                K
+            ]
         );
         let off = filter_with(InstanceFilterConfig {
             drop_colon_endings: false,
             ..Default::default()
         });
-        assert_eq!(verdicts(&off, &[inst("List the steps:", "1. Boil water.")]), [K]);
+        assert_eq!(
+            verdicts(&off, &[inst("List the steps:", "1. Boil water.")]),
+            [K]
+        );
     }
 
     #[test]
@@ -347,7 +361,10 @@ mod tests {
     fn empty_inputs_and_already_dropped_instances_never_conflict() {
         let f = filter();
         // Different outputs for no input: an open-ended task, not a conflict.
-        assert_eq!(verdicts(&f, &[inst("", "A poem."), inst("", "Another poem.")]), [K, K]);
+        assert_eq!(
+            verdicts(&f, &[inst("", "A poem."), inst("", "Another poem.")]),
+            [K, K]
+        );
         // The second "x" was dropped for its colon before the conflict check, as in the reference.
         assert_eq!(
             verdicts(&f, &[inst("x", "y"), inst("x", "z:")]),
@@ -363,7 +380,9 @@ mod tests {
     #[test]
     fn at_most_max_instances_are_kept_in_order() {
         let f = filter();
-        let many: Vec<Instance> = (0..8).map(|i| inst(&format!("in {i}"), &format!("out {i}"))).collect();
+        let many: Vec<Instance> = (0..8)
+            .map(|i| inst(&format!("in {i}"), &format!("out {i}")))
+            .collect();
         let out = f.filter_task(&many);
         assert_eq!(out.verdicts[..5], [K; 5]);
         assert_eq!(out.verdicts[5..], [drop(DropReason::TooManyInstances); 3]);
@@ -420,10 +439,11 @@ mod tests {
 
     #[test]
     fn config_deserializes_with_defaults_and_rejects_unknown_fields() {
-        let parsed: InstanceFilterConfig = match serde_json::from_str(r#"{"max_instances_per_task": 3}"#) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
+        let parsed: InstanceFilterConfig =
+            match serde_json::from_str(r#"{"max_instances_per_task": 3}"#) {
+                Ok(c) => c,
+                Err(e) => panic!("{e}"),
+            };
         assert_eq!(
             parsed,
             InstanceFilterConfig {
@@ -434,14 +454,21 @@ mod tests {
         assert!(serde_json::from_str::<InstanceFilterConfig>(r#"{"max_instances": 3}"#).is_err());
         let d = InstanceFilterConfig::default();
         assert_eq!(d.max_instances_per_task, 5);
-        assert!(d.drop_input_equals_output && d.drop_empty_output && d.drop_colon_endings && d.drop_conflicting);
+        assert!(
+            d.drop_input_equals_output
+                && d.drop_empty_output
+                && d.drop_colon_endings
+                && d.drop_conflicting
+        );
     }
 
     #[test]
     fn every_instance_is_counted_once() {
         let f = filter();
         let mut stats = FilterStats::default();
-        let task_a: Vec<Instance> = (0..7).map(|i| inst(&format!("q{i}"), &format!("a{i}"))).collect();
+        let task_a: Vec<Instance> = (0..7)
+            .map(|i| inst(&format!("q{i}"), &format!("a{i}")))
+            .collect();
         let task_b = [inst("q", "a"), inst("q", "b"), inst("r", "")];
         f.filter_task_counted(&task_a, &mut stats);
         f.filter_task_counted(&task_b, &mut stats);

@@ -15,7 +15,9 @@ pub mod rules;
 pub mod tokenize;
 
 pub use index::{NearDupConfig, NearDupError, NearDupIndex, Novelty};
-pub use instances::{Instance, InstanceFilter, InstanceFilterConfig, InstanceFilterError, InstanceOutcome};
+pub use instances::{
+    Instance, InstanceFilter, InstanceFilterConfig, InstanceFilterError, InstanceOutcome,
+};
 pub use reason::{DropReason, FilterStats, Stage, Verdict};
 pub use rouge::{RougeScorer, Score};
 pub use rules::{normalize_instruction, InstructionRules, RuleConfig, RuleError};

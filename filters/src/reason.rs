@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where in the pipeline a candidate was judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Rule filters on a candidate instruction.
@@ -28,7 +30,9 @@ impl Stage {
 
 /// Every way a candidate can be dropped. The names from [`DropReason::as_str`] are written to
 /// Parquet and must stay stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
     // Instruction rules, in the order the reference applies them.

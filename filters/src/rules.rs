@@ -163,7 +163,9 @@ pub fn is_py_whitespace(c: char) -> bool {
 
 /// Python's `len(text.split())`: the number of runs of non-whitespace characters.
 pub fn count_words(text: &str) -> usize {
-    text.split(is_py_whitespace).filter(|w| !w.is_empty()).count()
+    text.split(is_py_whitespace)
+        .filter(|w| !w.is_empty())
+        .count()
 }
 
 /// Collapses every whitespace run to one space and trims both ends: the reference's
@@ -414,7 +416,10 @@ mod tests {
     #[test]
     fn three_words_is_too_short_four_keeps() {
         let r = rules();
-        assert_eq!(r.check("Summarize this article."), drop(DropReason::TooShort));
+        assert_eq!(
+            r.check("Summarize this article."),
+            drop(DropReason::TooShort)
+        );
         assert_eq!(r.check("Summarize this news article."), Verdict::Keep);
     }
 
@@ -433,7 +438,10 @@ mod tests {
         // A zero-width space is not whitespace in either language.
         assert_eq!(count_words("a\u{200b}b"), 1);
         let r = rules();
-        assert_eq!(r.check("Summarize\u{1f}this\u{1f}news\u{1f}article"), Verdict::Keep);
+        assert_eq!(
+            r.check("Summarize\u{1f}this\u{1f}news\u{1f}article"),
+            Verdict::Keep
+        );
         assert_eq!(
             r.check("Summarize\u{200b}this\u{200b}news\u{200b}article"),
             drop(DropReason::TooShort)
@@ -444,7 +452,10 @@ mod tests {
     #[test]
     fn blacklisted_whole_words_drop() {
         let r = rules();
-        assert_eq!(r.check("Go to the store and buy milk"), drop(DropReason::Blacklisted));
+        assert_eq!(
+            r.check("Go to the store and buy milk"),
+            drop(DropReason::Blacklisted)
+        );
         assert_eq!(
             r.check("Describe the MAP of the old town."),
             drop(DropReason::Blacklisted)
@@ -470,14 +481,26 @@ mod tests {
     #[test]
     fn blacklisted_substrings_inside_words_keep() {
         let r = rules();
-        assert_eq!(r.check("Explain how the cargo industry works"), Verdict::Keep);
-        assert_eq!(r.check("Gotham city facts explained briefly"), Verdict::Keep);
-        assert_eq!(r.check("Describe a mapping between two sets."), Verdict::Keep);
+        assert_eq!(
+            r.check("Explain how the cargo industry works"),
+            Verdict::Keep
+        );
+        assert_eq!(
+            r.check("Gotham city facts explained briefly"),
+            Verdict::Keep
+        );
+        assert_eq!(
+            r.check("Describe a mapping between two sets."),
+            Verdict::Keep
+        );
         assert_eq!(
             r.check("Explain what a profile picture_id field stores."),
             Verdict::Keep
         );
-        assert_eq!(r.check("Explain why the map2 function is lazy."), Verdict::Keep);
+        assert_eq!(
+            r.check("Explain why the map2 function is lazy."),
+            Verdict::Keep
+        );
         assert_eq!(r.check("Tell me where to go today."), Verdict::Keep);
     }
 
@@ -555,8 +578,14 @@ mod tests {
     #[test]
     fn write_a_program_elsewhere_or_other_programs_keep() {
         let r = rules();
-        assert_eq!(r.check("Please write a program that prints the primes."), Verdict::Keep);
-        assert_eq!(r.check("Write a function that prints the primes."), Verdict::Keep);
+        assert_eq!(
+            r.check("Please write a program that prints the primes."),
+            Verdict::Keep
+        );
+        assert_eq!(
+            r.check("Write a function that prints the primes."),
+            Verdict::Keep
+        );
     }
 
     #[test]
@@ -573,7 +602,10 @@ mod tests {
             r.check("Write a program that prints the primes."),
             drop(DropReason::WriteAProgram)
         );
-        assert_eq!(r.check("write a program that prints the primes."), Verdict::Keep);
+        assert_eq!(
+            r.check("write a program that prints the primes."),
+            Verdict::Keep
+        );
     }
 
     #[test]
@@ -634,7 +666,10 @@ mod tests {
             r.check("¿Cómo se dice hello en español?"),
             drop(DropReason::StartsNonAscii)
         );
-        assert_eq!(r.check("请 把 这句话 翻译成 英文"), drop(DropReason::StartsNonAscii));
+        assert_eq!(
+            r.check("请 把 这句话 翻译成 英文"),
+            drop(DropReason::StartsNonAscii)
+        );
         // Non-ASCII punctuation is not in string.punctuation, so it is the non-ASCII rule.
         assert_eq!(
             r.check("“Summarize this news article”"),
@@ -644,7 +679,10 @@ mod tests {
 
     #[test]
     fn non_ascii_after_the_first_character_keeps() {
-        assert_eq!(rules().check("Translate “bonjour” into Chinese: 你好"), Verdict::Keep);
+        assert_eq!(
+            rules().check("Translate “bonjour” into Chinese: 你好"),
+            Verdict::Keep
+        );
     }
 
     // Order.
@@ -654,8 +692,14 @@ mod tests {
         // Too short beats blacklisted and punctuation.
         assert_eq!(r.check("- draw map"), drop(DropReason::TooShort));
         // Blacklisted beats the prefix and the first character.
-        assert_eq!(r.check("Write a program to draw stars."), drop(DropReason::Blacklisted));
-        assert_eq!(r.check("¿Draw the stars in the sky?"), drop(DropReason::Blacklisted));
+        assert_eq!(
+            r.check("Write a program to draw stars."),
+            drop(DropReason::Blacklisted)
+        );
+        assert_eq!(
+            r.check("¿Draw the stars in the sky?"),
+            drop(DropReason::Blacklisted)
+        );
     }
 
     #[test]
@@ -668,7 +712,10 @@ mod tests {
         assert!(matches!(normalize_cow("trailing "), Cow::Owned(_)));
         assert!(matches!(normalize_cow("two  spaces"), Cow::Owned(_)));
         // No capitalize(): case is left alone.
-        assert_eq!(normalize_instruction("explain NASA's role"), "explain NASA's role");
+        assert_eq!(
+            normalize_instruction("explain NASA's role"),
+            "explain NASA's role"
+        );
     }
 
     // Config.
@@ -701,7 +748,10 @@ mod tests {
             blacklist: vec!["go  to".into()],
             ..RuleConfig::default()
         });
-        assert!(matches!(e, RuleError::UnnormalizedBlacklistWord { index: 0, .. }));
+        assert!(matches!(
+            e,
+            RuleError::UnnormalizedBlacklistWord { index: 0, .. }
+        ));
         let e = bad(RuleConfig {
             forbidden_prefixes: vec![String::new()],
             ..RuleConfig::default()
@@ -735,7 +785,10 @@ mod tests {
         let defaults = RuleConfig::default();
         assert_eq!((defaults.min_words, defaults.max_words), (4, 150));
         assert_eq!(defaults.blacklist.len(), 18);
-        assert_eq!(defaults.forbidden_prefixes, vec!["Write a program".to_owned()]);
+        assert_eq!(
+            defaults.forbidden_prefixes,
+            vec!["Write a program".to_owned()]
+        );
     }
 
     // Stats.

@@ -75,7 +75,11 @@ fn generated_instructions_match_the_python_reference() {
         let at = format!("cases.jsonl:{} {:?}", line + 1, case.text);
         assert_eq!(normalize_instruction(&case.text), case.normalized, "{at}");
         assert_eq!(count_words(&case.text), case.words, "{at}");
-        assert_eq!(rules.is_blacklisted(&case.normalized), case.blacklisted, "{at}");
+        assert_eq!(
+            rules.is_blacklisted(&case.normalized),
+            case.blacklisted,
+            "{at}"
+        );
         let verdict = match rules.check(&case.text) {
             Verdict::Keep => "keep",
             Verdict::Drop(reason) => reason.as_str(),
@@ -91,7 +95,12 @@ fn whitespace_is_pythons_isspace_on_every_code_point() {
     let py = python_chars();
     let space: HashSet<u32> = py.space.iter().copied().collect();
     for c in (0..=0x10FFFF).filter_map(char::from_u32) {
-        assert_eq!(is_py_whitespace(c), space.contains(&(c as u32)), "U+{:04X}", c as u32);
+        assert_eq!(
+            is_py_whitespace(c),
+            space.contains(&(c as u32)),
+            "U+{:04X}",
+            c as u32
+        );
     }
 }
 

@@ -98,7 +98,8 @@ pub enum Architecture {
 }
 
 impl Architecture {
-    fn from_name(name: &str) -> Option<Self> {
+    /// The architecture of a transformers class name (`config.json`'s `architectures`).
+    pub fn from_hf_class(name: &str) -> Option<Self> {
         match name {
             "Qwen2ForCausalLM" => Some(Self::Qwen2),
             "Qwen3ForCausalLM" => Some(Self::Qwen3),
@@ -107,12 +108,28 @@ impl Architecture {
         }
     }
 
-    fn model_type(self) -> &'static str {
+    /// The transformers class name.
+    pub fn hf_class(self) -> &'static str {
+        match self {
+            Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Qwen3 => "Qwen3ForCausalLM",
+            Self::Llama => "LlamaForCausalLM",
+        }
+    }
+
+    /// `config.json`'s `model_type`, which is also the GGUF `general.architecture` name.
+    pub fn model_type(self) -> &'static str {
         match self {
             Self::Qwen2 => "qwen2",
             Self::Qwen3 => "qwen3",
             Self::Llama => "llama",
         }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.model_type())
     }
 }
 
@@ -205,7 +222,7 @@ impl Config {
         };
         let arch = match &self.architectures {
             Some(names) => match names.as_slice() {
-                [name] => Architecture::from_name(name).ok_or_else(|| {
+                [name] => Architecture::from_hf_class(name).ok_or_else(|| {
                     invalid(
                         "architectures",
                         format!("unsupported architecture {name:?} (supported: Qwen2ForCausalLM, Qwen3ForCausalLM, LlamaForCausalLM)"),

@@ -2,12 +2,15 @@
 //!
 //! Read bottom-up: [`config`] -> [`norm`], [`rope`], [`mlp`], [`attention`] -> [`layer`] ->
 //! [`model`] (whose module doc lists every architecture feature and the test that pins it);
-//! [`weights`] and [`load`] read Hugging Face checkpoints; [`cache`] and [`generate`] decode.
+//! [`weights`] and [`load`] read Hugging Face checkpoints, [`load_gguf`] GGUF files through the
+//! same builder, and [`checkpoint::load_any`] either, with tokenizer and EOS ids; [`cache`],
+//! [`generate`] and [`engine`] decode.
 
 pub mod attention;
 pub mod batch;
 pub mod cache;
 pub mod chat_template;
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod engine;
@@ -16,6 +19,7 @@ pub mod gguf;
 pub mod layer;
 pub mod linear;
 pub mod load;
+pub mod load_gguf;
 pub mod mlp;
 pub mod model;
 pub mod norm;
@@ -29,7 +33,9 @@ pub mod weights;
 mod testutil;
 
 pub use cache::KvCache;
+pub use checkpoint::{load_any, LoadedModel, ModelIdentity};
 pub use config::{Config, ConfigError};
 pub use load::load_checkpoint;
+pub use load_gguf::load_gguf;
 pub use model::{ForwardError, Model};
-pub use weights::LoadError;
+pub use weights::{LoadError, TensorSource};

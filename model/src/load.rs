@@ -16,7 +16,7 @@ use crate::mlp::Mlp;
 use crate::model::Model;
 use crate::norm::RmsNorm;
 use crate::rope::Rope;
-use crate::weights::{LoadError, WeightStore};
+use crate::weights::{LoadError, TensorSource, WeightStore};
 
 /// Load `dir/config.json` and its weights onto `device`.
 pub fn load_checkpoint<B: Backend>(
@@ -42,12 +42,12 @@ pub fn load_weights<B: Backend>(
     Ok(model)
 }
 
-struct Reader<'a, B: Backend> {
-    store: &'a mut WeightStore,
+struct Reader<'a, B: Backend, S: TensorSource> {
+    store: &'a mut S,
     device: &'a B::Device,
 }
 
-impl<B: Backend> Reader<'_, B> {
+impl<B: Backend, S: TensorSource> Reader<'_, B, S> {
     fn tensor<const D: usize>(
         &mut self,
         name: &str,
@@ -86,10 +86,10 @@ impl<B: Backend> Reader<'_, B> {
 }
 
 /// Build the model from `store`, taking every tensor the config implies. The caller checks
-/// with [`WeightStore::finish`] that nothing is left over.
-pub fn build_model<B: Backend>(
+/// with [`TensorSource::finish`] that nothing is left over.
+pub fn build_model<B: Backend, S: TensorSource>(
     config: &Config,
-    store: &mut WeightStore,
+    store: &mut S,
     device: &B::Device,
 ) -> Result<Model<B>, LoadError> {
     config.validate()?;
@@ -111,7 +111,7 @@ pub fn build_model<B: Backend>(
     } else {
         None
     };
-    let mut r = Reader::<B> { store, device };
+    let mut r = Reader::<B, S> { store, device };
 
     let embed = r.tensor("model.embed_tokens.weight", [vocab, hidden])?;
     let mut layers = Vec::with_capacity(config.num_hidden_layers);

@@ -53,6 +53,59 @@ pub enum LoadError {
     },
     #[error("`lm_head.weight` in {file} differs from `model.embed_tokens.weight` but tie_word_embeddings is true")]
     TiedMismatch { file: PathBuf },
+    #[error("{path}: {source}")]
+    Gguf {
+        path: PathBuf,
+        source: crate::gguf::GgufError,
+    },
+    #[error("{path}: tensor `{name}`: {source}")]
+    GgufTensor {
+        path: PathBuf,
+        name: String,
+        source: crate::gguf::GgufError,
+    },
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    #[error("{path}: no such model folder or file")]
+    NotFound { path: PathBuf },
+    #[error("{path}: {message}")]
+    NotACheckpoint { path: PathBuf, message: String },
+}
+
+/// Where [`crate::load::build_model`] reads its tensors from, by Hugging Face name: the
+/// safetensors shards of an HF folder ([`WeightStore`]) or a GGUF file
+/// ([`crate::load_gguf::GgufSource`]). Every tensor is taken at most once, and
+/// [`TensorSource::finish`] rejects whatever nobody took, so each source accounts for all of its
+/// tensors the same way.
+pub trait TensorSource {
+    /// Tensor `name` (HF name), which must have shape `expected`, as f32 in row-major order.
+    fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>, LoadError>;
+    /// Whether the checkpoint has a tensor called `name` (taken or not).
+    fn contains(&self, name: &str) -> bool;
+    /// The file a tensor is in (or the checkpoint's first file), for error messages.
+    fn file_of(&self, name: &str) -> PathBuf;
+    /// Fail on the first tensor nobody took.
+    fn finish(self) -> Result<(), LoadError>
+    where
+        Self: Sized;
+}
+
+impl TensorSource for WeightStore {
+    fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>, LoadError> {
+        WeightStore::take(self, name, expected)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        WeightStore::contains(self, name)
+    }
+
+    fn file_of(&self, name: &str) -> PathBuf {
+        WeightStore::file_of(self, name)
+    }
+
+    fn finish(self) -> Result<(), LoadError> {
+        WeightStore::finish(self)
+    }
 }
 
 struct Shard {
@@ -193,6 +246,11 @@ impl WeightStore {
             location,
             taken: BTreeSet::new(),
         })
+    }
+
+    /// The safetensors files of the checkpoint, in the order they were opened.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.shards.iter().map(|s| s.path.clone()).collect()
     }
 
     /// Whether the checkpoint has a tensor called `name` (taken or not).

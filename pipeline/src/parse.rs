@@ -91,11 +91,19 @@ pub struct ParsedList {
 /// `text` is what followed the prompt's final `9.`: the first item has no number of its own (a
 /// leading number, as chat models write, is removed), the others are separated by
 /// `\n\d+\s?\. `, the reference's pattern. `style` is the style of the prompt that was answered.
-pub fn parse_instruction_list(text: &str, finish: FinishReason, policy: LengthPolicy, style: PromptStyle) -> ParsedList {
+pub fn parse_instruction_list(
+    text: &str,
+    finish: FinishReason,
+    policy: LengthPolicy,
+    style: PromptStyle,
+) -> ParsedList {
     if finish == FinishReason::Length && policy == LengthPolicy::DropResponse {
         return ParsedList {
             items: Vec::new(),
-            dropped: vec![DroppedText { text: text.to_owned(), reason: ResponseDrop::LengthLimit }],
+            dropped: vec![DroppedText {
+                text: text.to_owned(),
+                reason: ResponseDrop::LengthLimit,
+            }],
         };
     }
     let text = text.replace("\r\n", "\n");
@@ -103,20 +111,32 @@ pub fn parse_instruction_list(text: &str, finish: FinishReason, policy: LengthPo
         Some(m) => (&text[m.end()..], true),
         None => (text.as_str(), false),
     };
-    let mut items: Vec<String> = ITEM_SEPARATOR.split(body).map(filters::normalize_instruction).collect();
+    let mut items: Vec<String> = ITEM_SEPARATOR
+        .split(body)
+        .map(filters::normalize_instruction)
+        .collect();
     // A response that is only trailing whitespace after its last separator gives an empty last
     // piece that is no candidate at all; a response that is entirely empty still yields one
     // empty item, so the empty answer is recorded by the rule filter.
-    if items.len() > 1 && items.last().is_some_and(|s| s.is_empty()) && body.ends_with(char::is_whitespace) {
+    if items.len() > 1
+        && items.last().is_some_and(|s| s.is_empty())
+        && body.ends_with(char::is_whitespace)
+    {
         items.pop();
     }
     let mut dropped = Vec::new();
     if style == PromptStyle::Chat && !numbered && items.len() > 1 && items[0].ends_with(':') {
-        dropped.push(DroppedText { text: items.remove(0), reason: ResponseDrop::Preamble });
+        dropped.push(DroppedText {
+            text: items.remove(0),
+            reason: ResponseDrop::Preamble,
+        });
     }
     if finish == FinishReason::Length {
         if let Some(last) = items.pop() {
-            dropped.push(DroppedText { text: last, reason: ResponseDrop::UnfinishedItem });
+            dropped.push(DroppedText {
+                text: last,
+                reason: ResponseDrop::UnfinishedItem,
+            });
         }
     }
     ParsedList { items, dropped }
@@ -162,8 +182,15 @@ pub fn parse_class_answer(text: &str) -> ClassAnswer {
 
 /// Inputs that mean "no input" (compared case-insensitively, trimmed, without a final `.`).
 /// `None` alone is not among them: it is a real input to many code tasks.
-pub const EMPTY_INPUT_MARKERS: &[&str] =
-    &["<noinput>", "<no input>", "no input", "(no input)", "not applicable", "n/a", "(none)"];
+pub const EMPTY_INPUT_MARKERS: &[&str] = &[
+    "<noinput>",
+    "<no input>",
+    "no input",
+    "(no input)",
+    "not applicable",
+    "n/a",
+    "(none)",
+];
 
 static EXAMPLE_HEADER: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*Example\s*\d+\s*[:.]?\s*$"));
 static INPUT_MARKER: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*Input\s*\d*\s*:"));
@@ -193,7 +220,9 @@ pub fn parse_input_first(text: &str) -> Vec<Instance> {
         }
     }
     let preamble = blocks.remove(0);
-    let has_markers = preamble.iter().any(|l| INPUT_MARKER.is_match(l) || OUTPUT_MARKER.is_match(l));
+    let has_markers = preamble
+        .iter()
+        .any(|l| INPUT_MARKER.is_match(l) || OUTPUT_MARKER.is_match(l));
     let mut out = Vec::with_capacity(blocks.len() + 1);
     if has_markers || (blocks.is_empty() && !join(&preamble).is_empty()) {
         out.push(input_first_block(&preamble));
@@ -236,7 +265,10 @@ pub fn parse_output_first(text: &str) -> Vec<Instance> {
     let mut out: Vec<(String, Vec<&str>)> = Vec::new();
     for line in text.split('\n') {
         if let Some(c) = CLASS_LABEL.captures(line) {
-            out.push((c.get(1).map_or("", |m| m.as_str()).trim().to_owned(), Vec::new()));
+            out.push((
+                c.get(1).map_or("", |m| m.as_str()).trim().to_owned(),
+                Vec::new(),
+            ));
         } else if let Some((_, lines)) = out.last_mut() {
             lines.push(line);
         }
@@ -269,7 +301,6 @@ fn clean_input(text: &str) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,32 +325,53 @@ mod tests {
 
     #[test]
     fn leading_number_is_removed() {
-        assert_eq!(items("9. Name a river.\n10. Name a lake."), ["Name a river.", "Name a lake."]);
+        assert_eq!(
+            items("9. Name a river.\n10. Name a lake."),
+            ["Name a river.", "Name a lake."]
+        );
         assert_eq!(items("  9 . Name a river."), ["Name a river."]);
         assert_eq!(items("\n9. Name a river."), ["Name a river."]);
         // Only a number followed by a dot and a space (or the end) is a list number.
-        assert_eq!(items(" 3 cups of flour: convert them to grams."), ["3 cups of flour: convert them to grams."]);
-        assert_eq!(items(" 3.5 is a number; round it."), ["3.5 is a number; round it."]);
+        assert_eq!(
+            items(" 3 cups of flour: convert them to grams."),
+            ["3 cups of flour: convert them to grams."]
+        );
+        assert_eq!(
+            items(" 3.5 is a number; round it."),
+            ["3.5 is a number; round it."]
+        );
     }
 
     #[test]
     fn separator_is_the_reference_pattern() {
         // No space after the dot, or a number inside a line: not a separator.
         assert_eq!(items(" A.\n10.B\n11. C"), ["A. 10.B", "C"]);
-        assert_eq!(items(" Pay $16.99 by 10. Then stop."), ["Pay $16.99 by 10. Then stop."]);
+        assert_eq!(
+            items(" Pay $16.99 by 10. Then stop."),
+            ["Pay $16.99 by 10. Then stop."]
+        );
         // The `$16.99` trap: with line-start stops (the default) the server does not cut here,
         // and the parser keeps the price whole.
-        assert_eq!(items(" Find a gift under $16.99.\n10. Name a lake."), ["Find a gift under $16.99.", "Name a lake."]);
+        assert_eq!(
+            items(" Find a gift under $16.99.\n10. Name a lake."),
+            ["Find a gift under $16.99.", "Name a lake."]
+        );
     }
 
     #[test]
     fn items_are_normalised_without_capitalize() {
-        assert_eq!(items("  explain   the\tUSB standard  \n10.  iPhone or Android?  "), ["explain the USB standard", "iPhone or Android?"]);
+        assert_eq!(
+            items("  explain   the\tUSB standard  \n10.  iPhone or Android?  "),
+            ["explain the USB standard", "iPhone or Android?"]
+        );
     }
 
     #[test]
     fn crlf_line_breaks() {
-        assert_eq!(items(" A task here.\r\n10. Another task.\r\n"), ["A task here.", "Another task."]);
+        assert_eq!(
+            items(" A task here.\r\n10. Another task.\r\n"),
+            ["A task here.", "Another task."]
+        );
     }
 
     #[test]
@@ -335,17 +387,37 @@ mod tests {
         let text = " Name a river.\n10. Name a lake.\n11. Describe the";
         let parsed = parse_instruction_list(text, Length, DropResponse, Completion);
         assert!(parsed.items.is_empty());
-        assert_eq!(parsed.dropped, [DroppedText { text: text.to_owned(), reason: ResponseDrop::LengthLimit }]);
+        assert_eq!(
+            parsed.dropped,
+            [DroppedText {
+                text: text.to_owned(),
+                reason: ResponseDrop::LengthLimit
+            }]
+        );
         assert_eq!(ResponseDrop::LengthLimit.as_str(), "length_limit");
     }
 
     #[test]
     fn length_stop_can_drop_only_the_unfinished_item() {
-        let parsed = parse_instruction_list(" Name a river.\n10. Name a lake.\n11. Describe the", Length, DropLastItem, Completion);
+        let parsed = parse_instruction_list(
+            " Name a river.\n10. Name a lake.\n11. Describe the",
+            Length,
+            DropLastItem,
+            Completion,
+        );
         assert_eq!(parsed.items, ["Name a river.", "Name a lake."]);
-        assert_eq!(parsed.dropped, [DroppedText { text: "Describe the".to_owned(), reason: ResponseDrop::UnfinishedItem }]);
+        assert_eq!(
+            parsed.dropped,
+            [DroppedText {
+                text: "Describe the".to_owned(),
+                reason: ResponseDrop::UnfinishedItem
+            }]
+        );
         // A stop finish is not affected by the policy.
-        assert_eq!(parse_instruction_list(" A.\n10. B.", Stop, DropLastItem, Completion).items, ["A.", "B."]);
+        assert_eq!(
+            parse_instruction_list(" A.\n10. B.", Stop, DropLastItem, Completion).items,
+            ["A.", "B."]
+        );
     }
 
     #[test]
@@ -353,25 +425,67 @@ mod tests {
         let text = "Here are more tasks:\n9. Name a river.\n10. Name a lake.";
         let chat = parse_instruction_list(text, Stop, DropResponse, Chat);
         assert_eq!(chat.items, ["Name a river.", "Name a lake."]);
-        assert_eq!(chat.dropped, [DroppedText { text: "Here are more tasks:".to_owned(), reason: ResponseDrop::Preamble }]);
+        assert_eq!(
+            chat.dropped,
+            [DroppedText {
+                text: "Here are more tasks:".to_owned(),
+                reason: ResponseDrop::Preamble
+            }]
+        );
         // Completion style: the first piece continues "9." and may end in a colon.
-        let completion = parse_instruction_list(" Translate into French:\n10. Name a lake.", Stop, DropResponse, Completion);
+        let completion = parse_instruction_list(
+            " Translate into French:\n10. Name a lake.",
+            Stop,
+            DropResponse,
+            Completion,
+        );
         assert_eq!(completion.items, ["Translate into French:", "Name a lake."]);
         // Chat style, numbered from the start or a lone item: nothing is a preamble.
-        assert!(parse_instruction_list("9. Translate into French:\n10. Name a lake.", Stop, DropResponse, Chat).dropped.is_empty());
-        assert_eq!(parse_instruction_list("Translate into French:", Stop, DropResponse, Chat).items, ["Translate into French:"]);
+        assert!(parse_instruction_list(
+            "9. Translate into French:\n10. Name a lake.",
+            Stop,
+            DropResponse,
+            Chat
+        )
+        .dropped
+        .is_empty());
+        assert_eq!(
+            parse_instruction_list("Translate into French:", Stop, DropResponse, Chat).items,
+            ["Translate into French:"]
+        );
     }
 
     #[test]
     fn class_answers() {
-        for yes in ["Yes", " yes", "YES.", " Yes\n", "yes, it is", "**Yes**", "\"Yes\""] {
+        for yes in [
+            "Yes",
+            " yes",
+            "YES.",
+            " Yes\n",
+            "yes, it is",
+            "**Yes**",
+            "\"Yes\"",
+        ] {
             assert_eq!(parse_class_answer(yes), ClassAnswer::Yes, "{yes:?}");
         }
         for no in ["No", " no.", "NO!", "No\nTask:", " no,"] {
             assert_eq!(parse_class_answer(no), ClassAnswer::No, "{no:?}");
         }
-        for unclear in ["", "   ", "Maybe", "Yesterday", "Nope", "It is yes", "Y", "Not sure"] {
-            assert_eq!(parse_class_answer(unclear), ClassAnswer::Unclear, "{unclear:?}");
+        for unclear in [
+            "",
+            "   ",
+            "Maybe",
+            "Yesterday",
+            "Nope",
+            "It is yes",
+            "Y",
+            "Not sure",
+        ] {
+            assert_eq!(
+                parse_class_answer(unclear),
+                ClassAnswer::Unclear,
+                "{unclear:?}"
+            );
         }
     }
 
@@ -381,8 +495,12 @@ mod tests {
 
     #[test]
     fn input_first_examples() {
-        let text = "Example 1\nInput: 98.6 F\nOutput: 37.0 C\nExample 2\nInput: 32 F\nOutput: 0.0 C\n";
-        assert_eq!(parse_input_first(text), [inst("98.6 F", "37.0 C"), inst("32 F", "0.0 C")]);
+        let text =
+            "Example 1\nInput: 98.6 F\nOutput: 37.0 C\nExample 2\nInput: 32 F\nOutput: 0.0 C\n";
+        assert_eq!(
+            parse_input_first(text),
+            [inst("98.6 F", "37.0 C"), inst("32 F", "0.0 C")]
+        );
     }
 
     #[test]
@@ -390,18 +508,32 @@ mod tests {
         let text = "Example 1\nOutput: Line one.\nLine two.  \n\nExample 2\nInput: def f(x):\n    return x\nOutput:\n```\nprint(1)\n```";
         assert_eq!(
             parse_input_first(text),
-            [inst("", "Line one.\nLine two."), inst("def f(x):\n    return x", "```\nprint(1)\n```")]
+            [
+                inst("", "Line one.\nLine two."),
+                inst("def f(x):\n    return x", "```\nprint(1)\n```")
+            ]
         );
     }
 
     #[test]
     fn input_first_empty_input_markers() {
-        for marker in ["Not applicable", "not applicable.", "<noinput>", "<No Input>", "N/A", "No input.", "(none)"] {
+        for marker in [
+            "Not applicable",
+            "not applicable.",
+            "<noinput>",
+            "<No Input>",
+            "N/A",
+            "No input.",
+            "(none)",
+        ] {
             let text = format!("Example 1\nInput: {marker}\nOutput: Hello.");
             assert_eq!(parse_input_first(&text), [inst("", "Hello.")], "{marker:?}");
         }
         // `None` is a real input for many code tasks.
-        assert_eq!(parse_input_first("Example 1\nInput: None\nOutput: NoneType"), [inst("None", "NoneType")]);
+        assert_eq!(
+            parse_input_first("Example 1\nInput: None\nOutput: NoneType"),
+            [inst("None", "NoneType")]
+        );
     }
 
     #[test]
@@ -418,20 +550,36 @@ mod tests {
 
     #[test]
     fn input_first_markers_only_at_line_start() {
-        let text = "Example 1\nInput: print('Output: 3')\nOutput: It prints Output: 3 to the screen.";
-        assert_eq!(parse_input_first(text), [inst("print('Output: 3')", "It prints Output: 3 to the screen.")]);
+        let text =
+            "Example 1\nInput: print('Output: 3')\nOutput: It prints Output: 3 to the screen.";
+        assert_eq!(
+            parse_input_first(text),
+            [inst(
+                "print('Output: 3')",
+                "It prints Output: 3 to the screen."
+            )]
+        );
     }
 
     #[test]
     fn input_first_unfinished_and_headerless() {
         // An example cut after its input, and an empty one: kept for the instance filter.
-        assert_eq!(parse_input_first("Example 1\nInput: x\nExample 2\n"), [inst("x", ""), inst("", "")]);
+        assert_eq!(
+            parse_input_first("Example 1\nInput: x\nExample 2\n"),
+            [inst("x", ""), inst("", "")]
+        );
         // No headers (a chat model's answer): one example.
         assert_eq!(parse_input_first("Input: 5\nOutput: 25"), [inst("5", "25")]);
-        assert_eq!(parse_input_first("Just the answer."), [inst("", "Just the answer.")]);
+        assert_eq!(
+            parse_input_first("Just the answer."),
+            [inst("", "Just the answer.")]
+        );
         assert_eq!(parse_input_first("  \n"), []);
         // Chatter before the first header is not an example.
-        assert_eq!(parse_input_first("Sure! Here are examples.\nExample 1\nOutput: Hi."), [inst("", "Hi.")]);
+        assert_eq!(
+            parse_input_first("Sure! Here are examples.\nExample 1\nOutput: Hi."),
+            [inst("", "Hi.")]
+        );
     }
 
     #[test]
@@ -439,7 +587,10 @@ mod tests {
         let text = "Class label: Fact\nInput: Water boils at 100 C at sea level.\nClass label: Opinion\nInput: Tea is better than coffee.\n";
         assert_eq!(
             parse_output_first(text),
-            [inst("Water boils at 100 C at sea level.", "Fact"), inst("Tea is better than coffee.", "Opinion")]
+            [
+                inst("Water boils at 100 C at sea level.", "Fact"),
+                inst("Tea is better than coffee.", "Opinion")
+            ]
         );
     }
 
@@ -448,15 +599,28 @@ mod tests {
         let text = "Here you go:\r\nclass label:  Yes \r\nInput: for i in x print(i)\r\n  more code  \r\nClass Label: No\r\nInput: Not applicable\r\nClass label: Maybe\r\n";
         assert_eq!(
             parse_output_first(text),
-            [inst("for i in x print(i)\n  more code", "Yes"), inst("", "No"), inst("", "Maybe")]
+            [
+                inst("for i in x print(i)\n  more code", "Yes"),
+                inst("", "No"),
+                inst("", "Maybe")
+            ]
         );
-        assert_eq!(parse_output_first("Class label: A\nno marker input"), [inst("no marker input", "A")]);
+        assert_eq!(
+            parse_output_first("Class label: A\nno marker input"),
+            [inst("no marker input", "A")]
+        );
         assert_eq!(parse_output_first("nothing here"), []);
     }
 
     #[test]
     fn parse_instances_dispatches_by_method() {
-        assert_eq!(parse_instances("Example 1\nOutput: x", InstanceMethod::InputFirst), [inst("", "x")]);
-        assert_eq!(parse_instances("Class label: A\nInput: x", InstanceMethod::OutputFirst), [inst("x", "A")]);
+        assert_eq!(
+            parse_instances("Example 1\nOutput: x", InstanceMethod::InputFirst),
+            [inst("", "x")]
+        );
+        assert_eq!(
+            parse_instances("Class label: A\nInput: x", InstanceMethod::OutputFirst),
+            [inst("x", "A")]
+        );
     }
 }

@@ -22,7 +22,10 @@ pub struct InstructionRecord {
 /// Reads instruction records; Parquet by the `.parquet` extension, otherwise JSON or JSON Lines
 /// by the first character. An empty file is an error.
 pub fn read_records(path: &Path) -> Result<Vec<InstructionRecord>> {
-    let records = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) {
+    let records = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
         read_parquet_records(path)?
     } else {
         let text = read_utf8(path)?;
@@ -43,13 +46,31 @@ fn json_record(index: usize, rec: &Located) -> Result<InstructionRecord> {
     let (mut input, mut output) = (rec.optional_str("input")?, rec.optional_str("output")?);
     // Self-instruct seed lines keep their examples under "instances": take the first.
     if input.is_none() && output.is_none() {
-        if let Some(first) = rec.object()?.get("instances").and_then(|v| v.as_array()).and_then(|a| a.first()) {
-            input = first.get("input").and_then(|v| v.as_str()).map(str::to_owned);
-            output = first.get("output").and_then(|v| v.as_str()).map(str::to_owned);
+        if let Some(first) = rec
+            .object()?
+            .get("instances")
+            .and_then(|v| v.as_array())
+            .and_then(|a| a.first())
+        {
+            input = first
+                .get("input")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            output = first
+                .get("output")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
         }
     }
-    let id = rec.optional_id("id")?.unwrap_or_else(|| (index + 1).to_string());
-    Ok(InstructionRecord { id, instruction, input, output })
+    let id = rec
+        .optional_id("id")?
+        .unwrap_or_else(|| (index + 1).to_string());
+    Ok(InstructionRecord {
+        id,
+        instruction,
+        input,
+        output,
+    })
 }
 
 fn read_parquet_records(path: &Path) -> Result<Vec<InstructionRecord>> {
@@ -94,7 +115,11 @@ mod tests {
         assert_eq!(recs[1].id, "2");
         assert_eq!(recs[1].input.as_deref(), Some("i"));
         let json = dir.path().join("a.json");
-        std::fs::write(&json, "[{\"instruction\": \"x\", \"input\": \"\", \"output\": \"y\"}]").unwrap();
+        std::fs::write(
+            &json,
+            "[{\"instruction\": \"x\", \"input\": \"\", \"output\": \"y\"}]",
+        )
+        .unwrap();
         assert_eq!(read_records(&json).unwrap()[0].output.as_deref(), Some("y"));
     }
 
@@ -102,7 +127,9 @@ mod tests {
     fn reads_parquet() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.parquet");
-        let mut df = df!("instruction" => ["one two three four", "five six"], "output" => [Some("x"), None]).unwrap();
+        let mut df =
+            df!("instruction" => ["one two three four", "five six"], "output" => [Some("x"), None])
+                .unwrap();
         crate::parquet::write_parquet(&mut df, &path).unwrap();
         let recs = read_records(&path).unwrap();
         assert_eq!(recs.len(), 2);
@@ -116,12 +143,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("e.jsonl");
         std::fs::write(&empty, "\n").unwrap();
-        assert!(read_records(&empty).unwrap_err().to_string().ends_with("e.jsonl: no instructions in the file"));
+        assert!(read_records(&empty)
+            .unwrap_err()
+            .to_string()
+            .ends_with("e.jsonl: no instructions in the file"));
         let missing = dir.path().join("nope.jsonl");
         assert!(format!("{:#}", read_records(&missing).unwrap_err()).contains("cannot read"));
         let no_col = dir.path().join("n.parquet");
         let mut df = df!("text" => ["a"]).unwrap();
         crate::parquet::write_parquet(&mut df, &no_col).unwrap();
-        assert!(format!("{:#}", read_records(&no_col).unwrap_err()).contains("no column \"instruction\""));
+        assert!(format!("{:#}", read_records(&no_col).unwrap_err())
+            .contains("no column \"instruction\""));
     }
 }

@@ -9,7 +9,9 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::input::{kind, parse_json_array, parse_jsonl, read_utf8, looks_like_json_array, Located};
+use crate::input::{
+    kind, looks_like_json_array, parse_json_array, parse_jsonl, read_utf8, Located,
+};
 
 /// One input/output example of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,10 +43,19 @@ pub fn load_seeds(path: &Path) -> Result<(Vec<SeedTask>, SeedFormat)> {
     let text = read_utf8(path)?;
     let (tasks, format) = if looks_like_json_array(&text) {
         let records = parse_json_array(path, &text)?;
-        (records.iter().map(alpaca_task).collect::<Result<Vec<_>>>()?, SeedFormat::AlpacaJson)
+        (
+            records
+                .iter()
+                .map(alpaca_task)
+                .collect::<Result<Vec<_>>>()?,
+            SeedFormat::AlpacaJson,
+        )
     } else {
         let records = parse_jsonl(path, &text)?;
-        let tasks = records.iter().map(self_instruct_task).collect::<Result<Vec<_>>>()?;
+        let tasks = records
+            .iter()
+            .map(self_instruct_task)
+            .collect::<Result<Vec<_>>>()?;
         check_unique_ids(&records, &tasks)?;
         (tasks, SeedFormat::SelfInstructJsonl)
     };
@@ -56,33 +67,54 @@ pub fn load_seeds(path: &Path) -> Result<(Vec<SeedTask>, SeedFormat)> {
 
 fn self_instruct_task(rec: &Located) -> Result<SeedTask> {
     let obj = rec.object()?;
-    let id = rec.optional_id("id")?.ok_or_else(|| rec.error("id", "missing"))?;
+    let id = rec
+        .optional_id("id")?
+        .ok_or_else(|| rec.error("id", "missing"))?;
     let name = rec.required_str("name")?;
     let instruction = non_empty(rec, "instruction", rec.required_str("instruction")?)?;
     let is_classification = match obj.get("is_classification") {
         None => return Err(rec.error("is_classification", "missing")),
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(rec.error("is_classification", format!("expected a boolean, found {}", kind(other)))),
+        Some(other) => {
+            return Err(rec.error(
+                "is_classification",
+                format!("expected a boolean, found {}", kind(other)),
+            ))
+        }
     };
     let items = match obj.get("instances") {
         None => return Err(rec.error("instances", "missing")),
         Some(Value::Array(items)) => items,
-        Some(other) => return Err(rec.error("instances", format!("expected an array, found {}", kind(other)))),
+        Some(other) => {
+            return Err(rec.error(
+                "instances",
+                format!("expected an array, found {}", kind(other)),
+            ))
+        }
     };
     if items.is_empty() {
-        return Err(rec.error("instances", "empty: a seed task needs at least one instance"));
+        return Err(rec.error(
+            "instances",
+            "empty: a seed task needs at least one instance",
+        ));
     }
     let mut instances = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let field = |name: &str| format!("instances[{i}].{name}");
         let Some(item) = item.as_object() else {
-            return Err(rec.error(&format!("instances[{i}]"), format!("expected an object, found {}", kind(item))));
+            return Err(rec.error(
+                &format!("instances[{i}]"),
+                format!("expected an object, found {}", kind(item)),
+            ));
         };
         let get = |name: &str| -> Result<String> {
             match item.get(name) {
                 None => Err(rec.error(&field(name), "missing")),
                 Some(Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(rec.error(&field(name), format!("expected a string, found {}", kind(other)))),
+                Some(other) => Err(rec.error(
+                    &field(name),
+                    format!("expected a string, found {}", kind(other)),
+                )),
             }
         };
         let input = get("input")?;
@@ -92,7 +124,13 @@ fn self_instruct_task(rec: &Located) -> Result<SeedTask> {
         }
         instances.push(Instance { input, output });
     }
-    Ok(SeedTask { id, name, instruction, instances, is_classification: Some(is_classification) })
+    Ok(SeedTask {
+        id,
+        name,
+        instruction,
+        instances,
+        is_classification: Some(is_classification),
+    })
 }
 
 fn alpaca_task(rec: &Located) -> Result<SeedTask> {
@@ -124,7 +162,10 @@ fn check_unique_ids(records: &[Located], tasks: &[SeedTask]) -> Result<()> {
     let mut first_line: HashMap<&str, usize> = HashMap::new();
     for (rec, task) in records.iter().zip(tasks) {
         if let Some(line) = first_line.insert(&task.id, rec.line) {
-            return Err(rec.error("id", format!("duplicate id {:?} (first used on line {line})", task.id)));
+            return Err(rec.error(
+                "id",
+                format!("duplicate id {:?} (first used on line {line})", task.id),
+            ));
         }
     }
     Ok(())
@@ -138,7 +179,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join(name);
         std::fs::write(&path, text)?;
-        load_seeds(&path).map_err(|e| anyhow::anyhow!(e.to_string().replace(&dir.path().display().to_string(), "")))
+        load_seeds(&path).map_err(|e| {
+            anyhow::anyhow!(e.to_string().replace(&dir.path().display().to_string(), ""))
+        })
     }
 
     const GOOD: &str = r#"{"id": "seed_task_0", "name": "a", "instruction": "Say hi to the user.", "instances": [{"input": "", "output": "Hi!"}], "is_classification": false}"#;
@@ -171,20 +214,49 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_field() {
         let line2 = |s: &str| format!("{GOOD}\n{s}\n");
-        assert_eq!(err(&line2(r#"{"id": "x", "name": "b", "instruction": "", "instances": [], "is_classification": false}"#)), "/s.jsonl:2: instruction: empty");
-        assert_eq!(err(&line2(r#"{"id": "x", "name": "b", "instruction": "Do it now please.", "instances": [], "is_classification": false}"#)), "/s.jsonl:2: instances: empty: a seed task needs at least one instance");
-        assert_eq!(err(&line2(r#"{"id": "x", "name": "b", "instruction": "Do it now please.", "instances": [{"input": 1, "output": "y"}], "is_classification": false}"#)), "/s.jsonl:2: instances[0].input: expected a string, found a number");
-        assert_eq!(err(&line2(r#"{"id": "x", "name": "b", "instruction": "Do it now please.", "instances": [{"input": "", "output": "y"}], "is_classification": "no"}"#)), "/s.jsonl:2: is_classification: expected a boolean, found a string");
+        assert_eq!(
+            err(&line2(
+                r#"{"id": "x", "name": "b", "instruction": "", "instances": [], "is_classification": false}"#
+            )),
+            "/s.jsonl:2: instruction: empty"
+        );
+        assert_eq!(
+            err(&line2(
+                r#"{"id": "x", "name": "b", "instruction": "Do it now please.", "instances": [], "is_classification": false}"#
+            )),
+            "/s.jsonl:2: instances: empty: a seed task needs at least one instance"
+        );
+        assert_eq!(
+            err(&line2(
+                r#"{"id": "x", "name": "b", "instruction": "Do it now please.", "instances": [{"input": 1, "output": "y"}], "is_classification": false}"#
+            )),
+            "/s.jsonl:2: instances[0].input: expected a string, found a number"
+        );
+        assert_eq!(
+            err(&line2(
+                r#"{"id": "x", "name": "b", "instruction": "Do it now please.", "instances": [{"input": "", "output": "y"}], "is_classification": "no"}"#
+            )),
+            "/s.jsonl:2: is_classification: expected a boolean, found a string"
+        );
         assert_eq!(err(&line2(r#"{"name": "b"}"#)), "/s.jsonl:2: id: missing");
-        assert_eq!(err(&line2(GOOD)), "/s.jsonl:2: id: duplicate id \"seed_task_0\" (first used on line 1)");
-        assert_eq!(err(&line2("{oops")), "/s.jsonl:2: malformed JSON: key must be a string");
+        assert_eq!(
+            err(&line2(GOOD)),
+            "/s.jsonl:2: id: duplicate id \"seed_task_0\" (first used on line 1)"
+        );
+        assert_eq!(
+            err(&line2("{oops")),
+            "/s.jsonl:2: malformed JSON: key must be a string"
+        );
         assert_eq!(err("\n\n"), "/s.jsonl: no seed tasks in the file");
     }
 
     #[test]
     fn alpaca_errors_name_the_element_line() {
         let text = "[\n {\"instruction\": \"Name a colour.\", \"output\": \"Blue\"},\n {\"instruction\": \"Add.\", \"output\": 3}\n]";
-        assert_eq!(load(text, "a.json").unwrap_err().to_string(), "/a.json:3: output: expected a string, found a number");
+        assert_eq!(
+            load(text, "a.json").unwrap_err().to_string(),
+            "/a.json:3: output: expected a string, found a number"
+        );
     }
 
     #[test]

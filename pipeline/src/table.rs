@@ -16,7 +16,11 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         for (i, w) in widths.iter().enumerate() {
             let cell = cells.get(i).map(String::as_str).unwrap_or("");
             let pad = w.saturating_sub(cell.chars().count());
-            parts.push(if i == 0 { format!("{cell}{}", " ".repeat(pad)) } else { format!("{}{cell}", " ".repeat(pad)) });
+            parts.push(if i == 0 {
+                format!("{cell}{}", " ".repeat(pad))
+            } else {
+                format!("{}{cell}", " ".repeat(pad))
+            });
         }
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');
@@ -43,8 +47,17 @@ mod tests {
 
     #[test]
     fn aligns_columns() {
-        let t = render(&["what", "n"], &[vec!["kept".into(), "12".into()], vec!["near_duplicate".into(), "3".into()]]);
-        assert_eq!(t, "what             n\nkept            12\nnear_duplicate   3\n");
+        let t = render(
+            &["what", "n"],
+            &[
+                vec!["kept".into(), "12".into()],
+                vec!["near_duplicate".into(), "3".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "what             n\nkept            12\nnear_duplicate   3\n"
+        );
         assert_eq!(percent(1, 3), "33.3%");
         assert_eq!(percent(1, 0), "-");
     }

@@ -5,7 +5,10 @@ use std::process::Command;
 
 #[test]
 fn help_lists_the_commands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_selfinstruct")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_selfinstruct"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for command in ["dedup", "rouge", "seeds", "init", "round"] {
@@ -15,6 +18,9 @@ fn help_lists_the_commands() {
 
 #[test]
 fn unknown_flag_is_a_usage_error_with_exit_code_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_selfinstruct")).args(["dedup", "--bogus"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_selfinstruct"))
+        .args(["dedup", "--bogus"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

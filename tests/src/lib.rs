@@ -11,9 +11,17 @@ use std::process::{Command, Output};
 pub fn selfinstruct_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test> -> target/<profile>/selfinstruct
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let bin = profile_dir.join(format!("selfinstruct{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built: run `cargo test --workspace` (or `cargo build -p pipeline`) first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace` (or `cargo build -p pipeline`) first",
+        bin.display()
+    );
     bin
 }
 
@@ -34,21 +42,29 @@ pub fn repo_root() -> PathBuf {
 
 /// stdout and stderr of a finished command as text.
 pub fn texts(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Reads a Parquet file written by the tool.
 pub fn read_parquet(path: &Path) -> polars::prelude::DataFrame {
     use polars::prelude::{ParquetReader, SerReader};
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    ParquetReader::new(file).finish().unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    ParquetReader::new(file)
+        .finish()
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// A string column as owned optional values.
 pub fn strings(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<String>> {
     let col = df.column(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     let values = col.str().unwrap_or_else(|e| panic!("{name}: {e}"));
-    (0..values.len()).map(|i| values.get(i).map(str::to_owned)).collect()
+    (0..values.len())
+        .map(|i| values.get(i).map(str::to_owned))
+        .collect()
 }
 
 /// A float column as optional values.

@@ -21,21 +21,55 @@ fn dedup_writes_kept_and_rejected_tables() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("in.jsonl"), INPUT).unwrap();
     fs::write(dir.path().join("seeds.jsonl"), SEEDS).unwrap();
-    let out = run_in(dir.path(), &["dedup", "--input", "in.jsonl", "--output", "out", "--against", "seeds.jsonl"]);
+    let out = run_in(
+        dir.path(),
+        &[
+            "dedup",
+            "--input",
+            "in.jsonl",
+            "--output",
+            "out",
+            "--against",
+            "seeds.jsonl",
+        ],
+    );
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("near_duplicate"), "{stdout}");
 
     let kept = read(&dir.path().join("out/kept.parquet"));
-    assert_eq!(strings(&kept, "id"), [Some("a".to_string()), Some("f".to_string())]);
+    assert_eq!(
+        strings(&kept, "id"),
+        [Some("a".to_string()), Some("f".to_string())]
+    );
     let rejected = read(&dir.path().join("out/rejected.parquet"));
-    assert_eq!(strings(&rejected, "id"), ["b", "c", "d", "e"].map(|s| Some(s.to_string())));
+    assert_eq!(
+        strings(&rejected, "id"),
+        ["b", "c", "d", "e"].map(|s| Some(s.to_string()))
+    );
     assert_eq!(
         strings(&rejected, "reason"),
-        ["near_duplicate", "too_short", "blacklisted", "near_duplicate"].map(|s| Some(s.to_string()))
+        [
+            "near_duplicate",
+            "too_short",
+            "blacklisted",
+            "near_duplicate"
+        ]
+        .map(|s| Some(s.to_string()))
     );
-    assert_eq!(strings(&rejected, "stage"), ["rouge", "rules", "rules", "rouge"].map(|s| Some(s.to_string())));
-    assert_eq!(strings(&rejected, "nearest_id"), [Some("a".to_string()), None, None, Some("seed_1".to_string())]);
+    assert_eq!(
+        strings(&rejected, "stage"),
+        ["rouge", "rules", "rules", "rouge"].map(|s| Some(s.to_string()))
+    );
+    assert_eq!(
+        strings(&rejected, "nearest_id"),
+        [
+            Some("a".to_string()),
+            None,
+            None,
+            Some("seed_1".to_string())
+        ]
+    );
     let max = floats(&rejected, "max_rouge");
     assert_eq!(max[0], Some(1.0));
     assert_eq!(max[1], None);
@@ -50,11 +84,20 @@ fn existing_outputs_are_not_overwritten_without_force() {
     fs::write(dir.path().join("in.jsonl"), INPUT).unwrap();
     fs::create_dir(dir.path().join("out")).unwrap();
     fs::write(dir.path().join("out/kept.parquet"), "mine").unwrap();
-    let out = run_in(dir.path(), &["dedup", "--input", "in.jsonl", "--output", "out"]);
+    let out = run_in(
+        dir.path(),
+        &["dedup", "--input", "in.jsonl", "--output", "out"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(texts(&out).1.contains("pass --force"));
-    assert_eq!(fs::read_to_string(dir.path().join("out/kept.parquet")).unwrap(), "mine");
-    let out = run_in(dir.path(), &["dedup", "--input", "in.jsonl", "--output", "out", "--force"]);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("out/kept.parquet")).unwrap(),
+        "mine"
+    );
+    let out = run_in(
+        dir.path(),
+        &["dedup", "--input", "in.jsonl", "--output", "out", "--force"],
+    );
     assert!(out.status.success());
     assert_eq!(read(&dir.path().join("out/kept.parquet")).height(), 3);
 }
@@ -62,11 +105,31 @@ fn existing_outputs_are_not_overwritten_without_force() {
 #[test]
 fn bad_input_is_a_clear_error_and_writes_nothing() {
     let cases: [(&str, &[u8], &str); 5] = [
-        ("malformed.jsonl", b"{\"instruction\": \"Fine words here.\"}\n{\"instruction\": \n", "malformed.jsonl:2: malformed JSON"),
-        ("types.jsonl", b"{\"instruction\": [\"x\"]}\n", "types.jsonl:1: instruction: expected a string, found an array"),
-        ("binary.jsonl", b"{\"instruction\": \"\xfe\xff\"}\n", "binary.jsonl:1: not valid UTF-8"),
-        ("empty.jsonl", b"\n\n", "empty.jsonl: no instructions in the file"),
-        ("alpaca.json", b"[\n{\"instruction\": \"A b c d\"},\n{\"output\": \"y\"}\n]", "alpaca.json:3: instruction: missing"),
+        (
+            "malformed.jsonl",
+            b"{\"instruction\": \"Fine words here.\"}\n{\"instruction\": \n",
+            "malformed.jsonl:2: malformed JSON",
+        ),
+        (
+            "types.jsonl",
+            b"{\"instruction\": [\"x\"]}\n",
+            "types.jsonl:1: instruction: expected a string, found an array",
+        ),
+        (
+            "binary.jsonl",
+            b"{\"instruction\": \"\xfe\xff\"}\n",
+            "binary.jsonl:1: not valid UTF-8",
+        ),
+        (
+            "empty.jsonl",
+            b"\n\n",
+            "empty.jsonl: no instructions in the file",
+        ),
+        (
+            "alpaca.json",
+            b"[\n{\"instruction\": \"A b c d\"},\n{\"output\": \"y\"}\n]",
+            "alpaca.json:3: instruction: missing",
+        ),
     ];
     for (name, content, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -76,10 +139,16 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(expected), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
-        assert!(!dir.path().join("out").exists(), "{name}: output folder created");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{name}: output folder created"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(dir.path(), &["dedup", "--input", "missing.jsonl", "--output", "out"]);
+    let out = run_in(
+        dir.path(),
+        &["dedup", "--input", "missing.jsonl", "--output", "out"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(texts(&out).1.contains("cannot read missing.jsonl"));
 }
@@ -91,14 +160,21 @@ fn rouge_pairs_prints_scores_in_rouge_score_argument_order() {
     let out = run_in(dir.path(), &["rouge", "--pairs", "p.jsonl"]);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // score(target=a, prediction=b): precision = lcs/len(b) = 3/6, recall = lcs/len(a) = 3/3.
     assert_eq!(lines[0]["precision"], 0.5);
     assert_eq!(lines[0]["recall"], 1.0);
     assert_eq!(lines[0]["fmeasure"], 2.0 * 0.5 / 1.5);
     assert_eq!(lines[1]["fmeasure"], 0.0);
 
-    fs::write(dir.path().join("bad.jsonl"), "{\"a\": \"x\", \"b\": \"y\"}\n{\"a\": \"x\"}\n").unwrap();
+    fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"a\": \"x\", \"b\": \"y\"}\n{\"a\": \"x\"}\n",
+    )
+    .unwrap();
     let out = run_in(dir.path(), &["rouge", "--pairs", "bad.jsonl"]);
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2));
@@ -111,7 +187,15 @@ fn project_seed_pools_pass_the_seed_check() {
     let root = repo_root();
     let out = run_in(&root, &["seeds", "seeds/seed_tasks.jsonl"]);
     assert!(out.status.success(), "{}", texts(&out).1);
-    let out = run_in(&root, &["seeds", "seeds/seed_tasks_zh.jsonl", "--tokenizer", "unicode"]);
+    let out = run_in(
+        &root,
+        &[
+            "seeds",
+            "seeds/seed_tasks_zh.jsonl",
+            "--tokenizer",
+            "unicode",
+        ],
+    );
     assert!(out.status.success(), "{}", texts(&out).1);
 }
 
@@ -120,21 +204,38 @@ fn project_seed_pools_pass_the_seed_check() {
 /// (tests/fixtures/rouge/make_fixtures.py), with the same maximum scores, to the bit.
 #[test]
 fn dedup_matches_reference_greedy_decisions() {
-    let fixture = std::fs::read_to_string(repo_root().join("tests/fixtures/rouge/dedup.jsonl")).unwrap();
+    let fixture =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/rouge/dedup.jsonl")).unwrap();
     let mut lines = fixture.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["threshold"], 0.7);
-    let expected: Vec<(String, bool, f64)> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected: Vec<(String, bool, f64)> =
+        lines.map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(expected.len() as u64, header["n"].as_u64().unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let input: String = expected
         .iter()
         .enumerate()
-        .map(|(i, (text, _, _))| format!("{}\n", serde_json::json!({"id": i.to_string(), "instruction": text})))
+        .map(|(i, (text, _, _))| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": i.to_string(), "instruction": text})
+            )
+        })
         .collect();
     fs::write(dir.path().join("in.jsonl"), input).unwrap();
-    let out = run_in(dir.path(), &["dedup", "--input", "in.jsonl", "--output", "out", "--no-rules"]);
+    let out = run_in(
+        dir.path(),
+        &[
+            "dedup",
+            "--input",
+            "in.jsonl",
+            "--output",
+            "out",
+            "--no-rules",
+        ],
+    );
     assert!(out.status.success(), "{}", texts(&out).1);
 
     let mut got: Vec<Option<(bool, f64)>> = vec![None; expected.len()];

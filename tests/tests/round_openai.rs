@@ -587,10 +587,11 @@ fn init_writes_a_config_that_round_reads() {
             .success()
     );
 
-    // The default generator is the local one, not in this build yet: a clear error, no folder.
+    // The default generator is the local one: a model path that does not exist is a clear
+    // error naming it, and no table is written.
     let repo = repo_root();
     let local_config = format!(
-        "[run]\nseed_tasks = {:?}\n[prompts]\ntemplates_dir = {:?}\n",
+        "[run]\nseed_tasks = {:?}\n[prompts]\ntemplates_dir = {:?}\n[generator.local]\nmodel = \"no-such-model.gguf\"\n",
         repo.join("seeds/seed_tasks.jsonl"),
         repo.join("seeds/templates")
     );
@@ -598,11 +599,14 @@ fn init_writes_a_config_that_round_reads() {
     let local = run_in(dir.path(), &["round", "--config", "local.toml"]);
     assert_eq!(local.status.code(), Some(2));
     assert!(
-        texts(&local).1.contains("local generator is not available"),
+        texts(&local).1.contains("no-such-model.gguf"),
         "{}",
         texts(&local).1
     );
-    assert!(!dir.path().join("outputs/default").exists());
+    assert!(!dir
+        .path()
+        .join("outputs/default/instructions.parquet")
+        .exists());
 
     fs::write(
         dir.path().join("bad.toml"),

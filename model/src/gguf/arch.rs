@@ -19,25 +19,16 @@
 //! run along `dims[0]`), the raw bytes of a quantised tensor can be un-permuted row by row
 //! without dequantising: pass the bytes with the row count.
 
-use std::fmt;
-
 use super::error::GgufError;
 use super::reader::{GgufContent, GgufFile};
 
-/// The model families the loader implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Architecture {
-    /// Qwen2/Qwen2.5 (bias on q/k/v).
-    Qwen2,
-    /// Qwen3 (per-head q/k RMSNorm, explicit head_dim).
-    Qwen3,
-    /// Llama (and models converted as llama, such as SmolLM2); q/k rows permuted in the file.
-    Llama,
-}
+/// The model families the loader implements: the same enum as `config.json`'s, so a GGUF file
+/// and an HF folder of one model build the same [`crate::config::Config`].
+pub use crate::config::Architecture;
 
 impl Architecture {
     /// Parses `general.architecture`.
-    pub fn from_name(name: &str) -> Result<Architecture, GgufError> {
+    pub fn from_gguf_name(name: &str) -> Result<Architecture, GgufError> {
         match name {
             "qwen2" => Ok(Architecture::Qwen2),
             "qwen3" => Ok(Architecture::Qwen3),
@@ -46,24 +37,14 @@ impl Architecture {
         }
     }
 
-    /// The GGUF name, which is also the prefix of its metadata keys.
+    /// The GGUF name, which is also the prefix of its metadata keys (and HF's `model_type`).
     pub fn name(self) -> &'static str {
-        match self {
-            Architecture::Qwen2 => "qwen2",
-            Architecture::Qwen3 => "qwen3",
-            Architecture::Llama => "llama",
-        }
+        self.model_type()
     }
 
     /// Whether llama.cpp's converter permuted the q/k projection rows of this architecture.
     pub fn permutes_qk(self) -> bool {
         matches!(self, Architecture::Llama)
-    }
-}
-
-impl fmt::Display for Architecture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -133,7 +114,7 @@ impl GgufModelConfig {
     /// against each other and against the tensor directory.
     pub fn from_gguf(content: &GgufContent) -> Result<GgufModelConfig, GgufError> {
         let md = &content.metadata;
-        let architecture = Architecture::from_name(md.get_str("general.architecture")?)?;
+        let architecture = Architecture::from_gguf_name(md.get_str("general.architecture")?)?;
         let key = |k: &str| format!("{}.{k}", architecture.name());
         let opt_usize = |k: &str| -> Result<Option<usize>, GgufError> {
             let k = key(k);

@@ -8,14 +8,17 @@ use polars::prelude::{Column, DataFrame};
 
 use crate::atomic::PendingFile;
 use crate::cli::DedupArgs;
-use crate::parquet::{list_f64_column, list_str_column, write_frame};
 use crate::dedup::{run_dedup, DedupOptions, DedupOutcome, Neighbours, PoolEntry};
+use crate::parquet::{list_f64_column, list_str_column, write_frame};
 use crate::records::read_records;
 use crate::table::{percent, render};
 
 pub fn run(args: &DedupArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.threshold) {
-        bail!("--threshold must be between 0 and 1, got {}", args.threshold);
+        bail!(
+            "--threshold must be between 0 and 1, got {}",
+            args.threshold
+        );
     }
     let kept_path = args.output.join("kept.parquet");
     let rejected_path = args.output.join("rejected.parquet");
@@ -30,7 +33,10 @@ pub fn run(args: &DedupArgs) -> Result<ExitCode> {
     let against = match &args.against {
         Some(path) => read_records(path)?
             .into_iter()
-            .map(|r| PoolEntry { id: r.id, instruction: r.instruction })
+            .map(|r| PoolEntry {
+                id: r.id,
+                instruction: r.instruction,
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -44,10 +50,13 @@ pub fn run(args: &DedupArgs) -> Result<ExitCode> {
         },
     };
     let bar = super::progress_bar(records.len() as u64, "dedup");
-    let outcome = run_dedup(records, &against, &options, |done| bar.set_position(done as u64))?;
+    let outcome = run_dedup(records, &against, &options, |done| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
 
-    std::fs::create_dir_all(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
     // Write both tables before either appears, so a failure leaves neither half-written.
     let mut kept_file = PendingFile::create(&kept_path)?;
     let mut rejected_file = PendingFile::create(&rejected_path)?;
@@ -59,7 +68,11 @@ pub fn run(args: &DedupArgs) -> Result<ExitCode> {
     rejected_file.commit()?;
 
     print!("{}", summary(&outcome));
-    println!("wrote {} and {}", kept_path.display(), rejected_path.display());
+    println!(
+        "wrote {} and {}",
+        kept_path.display(),
+        rejected_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -68,17 +81,33 @@ pub fn summary(outcome: &DedupOutcome) -> String {
     let stats = &outcome.stats;
     let mut rows = vec![
         vec!["input".to_string(), stats.seen.to_string(), String::new()],
-        vec!["kept".to_string(), stats.kept.to_string(), percent(stats.kept, stats.seen)],
-        vec!["dropped".to_string(), stats.total_dropped().to_string(), percent(stats.total_dropped(), stats.seen)],
+        vec![
+            "kept".to_string(),
+            stats.kept.to_string(),
+            percent(stats.kept, stats.seen),
+        ],
+        vec![
+            "dropped".to_string(),
+            stats.total_dropped().to_string(),
+            percent(stats.total_dropped(), stats.seen),
+        ],
     ];
     for reason in DropReason::ALL {
         let n = stats.drops(reason);
         if n > 0 {
-            rows.push(vec![format!("  {reason}"), n.to_string(), percent(n, stats.seen)]);
+            rows.push(vec![
+                format!("  {reason}"),
+                n.to_string(),
+                percent(n, stats.seen),
+            ]);
         }
     }
     if outcome.pool_before > 0 {
-        rows.push(vec!["pool before input".to_string(), outcome.pool_before.to_string(), String::new()]);
+        rows.push(vec![
+            "pool before input".to_string(),
+            outcome.pool_before.to_string(),
+            String::new(),
+        ]);
     }
     render(&["", "count", "share"], &rows)
 }
@@ -86,18 +115,49 @@ pub fn summary(outcome: &DedupOutcome) -> String {
 /// kept.parquet: one row per kept instruction with its nearest pool entries.
 pub fn kept_frame(outcome: &DedupOutcome) -> Result<DataFrame> {
     let k = &outcome.kept;
-    let n = |f: &dyn Fn(&Neighbours) -> f64| k.iter().map(|r| f(&r.neighbours)).collect::<Vec<f64>>();
+    let n =
+        |f: &dyn Fn(&Neighbours) -> f64| k.iter().map(|r| f(&r.neighbours)).collect::<Vec<f64>>();
     Ok(DataFrame::new_infer_height(vec![
-        Column::new("id".into(), k.iter().map(|r| r.record.id.as_str()).collect::<Vec<_>>()),
-        Column::new("row".into(), k.iter().map(|r| r.row as u64).collect::<Vec<_>>()),
-        Column::new("instruction".into(), k.iter().map(|r| r.record.instruction.as_str()).collect::<Vec<_>>()),
-        Column::new("input".into(), k.iter().map(|r| r.record.input.as_deref()).collect::<Vec<_>>()),
-        Column::new("output".into(), k.iter().map(|r| r.record.output.as_deref()).collect::<Vec<_>>()),
+        Column::new(
+            "id".into(),
+            k.iter().map(|r| r.record.id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "row".into(),
+            k.iter().map(|r| r.row as u64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "instruction".into(),
+            k.iter()
+                .map(|r| r.record.instruction.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "input".into(),
+            k.iter()
+                .map(|r| r.record.input.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "output".into(),
+            k.iter()
+                .map(|r| r.record.output.as_deref())
+                .collect::<Vec<_>>(),
+        ),
         Column::new("max_rouge".into(), n(&|nb| nb.max())),
         Column::new("mean_rouge_top_k".into(), n(&|nb| nb.mean)),
-        list_str_column("most_similar_ids", k.iter().map(|r| r.neighbours.ids.clone())),
-        list_str_column("most_similar", k.iter().map(|r| r.neighbours.instructions.clone())),
-        list_f64_column("most_similar_scores", k.iter().map(|r| r.neighbours.scores.clone())),
+        list_str_column(
+            "most_similar_ids",
+            k.iter().map(|r| r.neighbours.ids.clone()),
+        ),
+        list_str_column(
+            "most_similar",
+            k.iter().map(|r| r.neighbours.instructions.clone()),
+        ),
+        list_f64_column(
+            "most_similar_scores",
+            k.iter().map(|r| r.neighbours.scores.clone()),
+        ),
     ])?)
 }
 
@@ -106,17 +166,51 @@ pub fn kept_frame(outcome: &DedupOutcome) -> Result<DataFrame> {
 pub fn rejected_frame(outcome: &DedupOutcome) -> Result<DataFrame> {
     let r = &outcome.rejected;
     let nb = |f: &dyn Fn(&Neighbours) -> Option<String>| {
-        r.iter().map(|x| x.neighbours.as_ref().and_then(f)).collect::<Vec<Option<String>>>()
+        r.iter()
+            .map(|x| x.neighbours.as_ref().and_then(f))
+            .collect::<Vec<Option<String>>>()
     };
     Ok(DataFrame::new_infer_height(vec![
-        Column::new("id".into(), r.iter().map(|x| x.record.id.as_str()).collect::<Vec<_>>()),
-        Column::new("row".into(), r.iter().map(|x| x.row as u64).collect::<Vec<_>>()),
-        Column::new("instruction".into(), r.iter().map(|x| x.record.instruction.as_str()).collect::<Vec<_>>()),
-        Column::new("input".into(), r.iter().map(|x| x.record.input.as_deref()).collect::<Vec<_>>()),
-        Column::new("output".into(), r.iter().map(|x| x.record.output.as_deref()).collect::<Vec<_>>()),
-        Column::new("stage".into(), r.iter().map(|x| x.stage().as_str()).collect::<Vec<_>>()),
-        Column::new("reason".into(), r.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>()),
-        Column::new("max_rouge".into(), r.iter().map(|x| x.neighbours.as_ref().map(|n| n.max())).collect::<Vec<_>>()),
+        Column::new(
+            "id".into(),
+            r.iter().map(|x| x.record.id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "row".into(),
+            r.iter().map(|x| x.row as u64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "instruction".into(),
+            r.iter()
+                .map(|x| x.record.instruction.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "input".into(),
+            r.iter()
+                .map(|x| x.record.input.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "output".into(),
+            r.iter()
+                .map(|x| x.record.output.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "stage".into(),
+            r.iter().map(|x| x.stage().as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "reason".into(),
+            r.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "max_rouge".into(),
+            r.iter()
+                .map(|x| x.neighbours.as_ref().map(|n| n.max()))
+                .collect::<Vec<_>>(),
+        ),
         Column::new("nearest_id".into(), nb(&|n| n.ids.first().cloned())),
         Column::new("nearest".into(), nb(&|n| n.instructions.first().cloned())),
     ])?)

@@ -2,11 +2,12 @@
 //! step at once (so a local model can batch them and an HTTP client can keep many in flight) and
 //! gets one [`Generation`] per request back, in request order.
 //!
-//! Implementations: `openai` (any OpenAI-compatible server); the local burn model comes with the
-//! model crate.
+//! Implementations: `openai` (any OpenAI-compatible server) and `local` (the burn model of the
+//! `model` crate, on the CPU).
 
 use serde::{Deserialize, Serialize};
 
+pub mod local;
 pub mod openai;
 
 /// One chat turn.
@@ -109,4 +110,10 @@ pub trait Generator {
 
     /// A short name for manifests and provenance (model id or endpoint list).
     fn describe(&self) -> String;
+
+    /// What a run manifest records about the generator. By default its description; a local
+    /// model adds the SHA-256 of its weights, so a manifest says exactly which model wrote a run.
+    fn identity(&self) -> serde_json::Value {
+        serde_json::json!({ "describe": self.describe() })
+    }
 }

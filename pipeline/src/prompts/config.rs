@@ -112,7 +112,9 @@ impl PromptConfig {
             );
         }
         if self.instance_stop.iter().any(|s| s.is_empty()) {
-            bail!("prompts.instance_stop: an empty stop string would stop every generation at once");
+            bail!(
+                "prompts.instance_stop: an empty stop string would stop every generation at once"
+            );
         }
         Ok(())
     }
@@ -127,8 +129,15 @@ impl PromptConfig {
     pub fn instruction_stop(&self) -> Vec<String> {
         let n = self.max_list_number;
         match self.stop_anchoring {
-            StopAnchoring::LineStart => vec!["\n\n".to_owned(), format!("\n{n}."), format!("\n{n} .")],
-            StopAnchoring::Reference => vec!["\n\n".to_owned(), format!("\n{n}"), format!("{n}."), format!("{n} .")],
+            StopAnchoring::LineStart => {
+                vec!["\n\n".to_owned(), format!("\n{n}."), format!("\n{n} .")]
+            }
+            StopAnchoring::Reference => vec![
+                "\n\n".to_owned(),
+                format!("\n{n}"),
+                format!("{n}."),
+                format!("{n} ."),
+            ],
         }
     }
 }
@@ -147,7 +156,10 @@ mod tests {
     fn defaults_are_the_reference_values() {
         let c = PromptConfig::default();
         c.validate().unwrap();
-        assert_eq!((c.in_context_tasks, c.machine_in_context, c.max_list_number), (8, 2, 16));
+        assert_eq!(
+            (c.in_context_tasks, c.machine_in_context, c.max_list_number),
+            (8, 2, 16)
+        );
         assert_eq!(c.first_new_number(), 9);
         assert_eq!(c.instance_stop, ["Example 6", "Task:"]);
         assert_eq!(c.on_length, LengthPolicy::DropResponse);
@@ -155,7 +167,13 @@ mod tests {
 
     #[test]
     fn reference_stop_strings_are_derived_from_the_maximum() {
-        let stops = |n| with(|c| { c.max_list_number = n; c.stop_anchoring = StopAnchoring::Reference }).instruction_stop();
+        let stops = |n| {
+            with(|c| {
+                c.max_list_number = n;
+                c.stop_anchoring = StopAnchoring::Reference
+            })
+            .instruction_stop()
+        };
         assert_eq!(stops(16), ["\n\n", "\n16", "16.", "16 ."]);
         assert_eq!(stops(20), ["\n\n", "\n20", "20.", "20 ."]);
         assert_eq!(stops(10), ["\n\n", "\n10", "10.", "10 ."]);
@@ -171,7 +189,11 @@ mod tests {
 
     /// Where a server would cut `text` with these stop strings (the earliest match).
     fn cut_at<'a>(text: &'a str, stops: &[String]) -> &'a str {
-        let end = stops.iter().filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
+        let end = stops
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+            .unwrap_or(text.len());
         &text[..end]
     }
 
@@ -179,9 +201,15 @@ mod tests {
     fn dollar_16_99_cuts_reference_stops_but_not_line_start_ones() {
         let text = " Find a gift that costs less than $16.99 for a coworker.\n10. Name a river.\n16. Too far";
         let reference = with(|c| c.stop_anchoring = StopAnchoring::Reference).instruction_stop();
-        assert_eq!(cut_at(text, &reference), " Find a gift that costs less than $");
+        assert_eq!(
+            cut_at(text, &reference),
+            " Find a gift that costs less than $"
+        );
         let line = PromptConfig::default().instruction_stop();
-        assert_eq!(cut_at(text, &line), " Find a gift that costs less than $16.99 for a coworker.\n10. Name a river.");
+        assert_eq!(
+            cut_at(text, &line),
+            " Find a gift that costs less than $16.99 for a coworker.\n10. Name a river."
+        );
         // Both stop at the list number, in either spelling the parser recognises.
         assert_eq!(cut_at("a\n16 . b", &line), "a");
         assert_eq!(cut_at("a\n15. b\n16. c", &reference), "a\n15. b");
@@ -190,7 +218,10 @@ mod tests {
     #[test]
     fn validate_rejects_inconsistent_settings() {
         let err = |c: PromptConfig| c.validate().unwrap_err().to_string();
-        assert_eq!(err(with(|c| c.in_context_tasks = 0)), "prompts.in_context_tasks: must be at least 1");
+        assert_eq!(
+            err(with(|c| c.in_context_tasks = 0)),
+            "prompts.in_context_tasks: must be at least 1"
+        );
         assert_eq!(
             err(with(|c| c.machine_in_context = 9)),
             "prompts.machine_in_context: 9 is more than prompts.in_context_tasks (8)"
@@ -200,12 +231,14 @@ mod tests {
             "prompts.max_list_number: 9 leaves no room for new items after 8 in-context tasks (it must be at least 10)"
         );
         with(|c| c.max_list_number = 10).validate().unwrap();
-        assert!(err(with(|c| c.instance_stop.push(String::new()))).starts_with("prompts.instance_stop:"));
+        assert!(err(with(|c| c.instance_stop.push(String::new())))
+            .starts_with("prompts.instance_stop:"));
     }
 
     #[test]
     fn reads_from_toml_like_json_with_defaults() {
-        let c: PromptConfig = serde_json::from_str(r#"{"style": "chat", "max_list_number": 20}"#).unwrap();
+        let c: PromptConfig =
+            serde_json::from_str(r#"{"style": "chat", "max_list_number": 20}"#).unwrap();
         assert_eq!(c.style, PromptStyle::Chat);
         assert_eq!(c.max_list_number, 20);
         assert_eq!(c.in_context_tasks, 8);

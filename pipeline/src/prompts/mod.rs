@@ -100,15 +100,25 @@ impl Prompter {
             list.push_str(&format!("{}. {}\n", i + 1, line.trim_end_matches(':')));
         }
         list.push_str(&format!("{next}."));
-        let request = self.templates.instruction_generation.render(&[("tasks", &list)])?;
+        let request = self
+            .templates
+            .instruction_generation
+            .render(&[("tasks", &list)])?;
         let last = (u64::from(self.config.max_list_number) - 1).to_string();
         let next = next.to_string();
-        self.wrap(request, &self.templates.chat_instruction_generation, &[("next", &next), ("last", &last)])
+        self.wrap(
+            request,
+            &self.templates.chat_instruction_generation,
+            &[("next", &next), ("last", &last)],
+        )
     }
 
     /// The classification-identification prompt for one instruction.
     pub fn is_classification(&self, instruction: &str) -> Result<Prompt> {
-        let request = self.templates.is_classification.render(&[("instruction", instruction.trim())])?;
+        let request = self
+            .templates
+            .is_classification
+            .render(&[("instruction", instruction.trim())])?;
         self.wrap(request, &self.templates.chat_is_classification, &[])
     }
 
@@ -143,15 +153,20 @@ impl Prompter {
                 all.push(("request", request.trim_end()));
                 let mut messages = Vec::with_capacity(2);
                 if !self.templates.chat_system.is_empty() {
-                    messages.push(ChatMessage { role: "system".to_owned(), content: self.templates.chat_system.render(&[])? });
+                    messages.push(ChatMessage {
+                        role: "system".to_owned(),
+                        content: self.templates.chat_system.render(&[])?,
+                    });
                 }
-                messages.push(ChatMessage { role: "user".to_owned(), content: user.render(&all)? });
+                messages.push(ChatMessage {
+                    role: "user".to_owned(),
+                    content: user.render(&all)?,
+                });
                 Ok(Prompt::Chat(messages))
             }
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -160,16 +175,28 @@ mod tests {
     use super::*;
 
     fn shipped() -> TemplateSet {
-        TemplateSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/templates")).unwrap()
+        TemplateSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/templates"))
+            .unwrap()
     }
 
     fn prompter(style: PromptStyle) -> Prompter {
-        Prompter::new(shipped(), PromptConfig { style, ..PromptConfig::default() }).unwrap()
+        Prompter::new(
+            shipped(),
+            PromptConfig {
+                style,
+                ..PromptConfig::default()
+            },
+        )
+        .unwrap()
     }
 
     fn tasks(n: usize) -> Vec<InContextTask> {
         (1..=n)
-            .map(|i| InContextTask { origin: Origin::Seed, id: format!("s{i}"), instruction: format!("Do task {i}.") })
+            .map(|i| InContextTask {
+                origin: Origin::Seed,
+                id: format!("s{i}"),
+                instruction: format!("Do task {i}."),
+            })
             .collect()
     }
 
@@ -192,7 +219,11 @@ mod tests {
         let mut t = tasks(8);
         t[2].instruction = "  Split this\ninstruction over lines:  ".to_owned();
         t[5].instruction = "List the steps::".to_owned();
-        let got = text(prompter(PromptStyle::Completion).instruction_generation(&t).unwrap());
+        let got = text(
+            prompter(PromptStyle::Completion)
+                .instruction_generation(&t)
+                .unwrap(),
+        );
         assert_eq!(
             got,
             "Here is a numbered list of varied tasks that people ask a capable assistant to do; each one is a single, self-contained instruction.\n\
@@ -203,18 +234,36 @@ mod tests {
 
     #[test]
     fn instruction_generation_numbering_follows_the_task_count() {
-        let p = Prompter::new(shipped(), PromptConfig { in_context_tasks: 3, max_list_number: 6, ..PromptConfig::default() }).unwrap();
+        let p = Prompter::new(
+            shipped(),
+            PromptConfig {
+                in_context_tasks: 3,
+                max_list_number: 6,
+                ..PromptConfig::default()
+            },
+        )
+        .unwrap();
         let got = text(p.instruction_generation(&tasks(3)).unwrap());
-        assert!(got.ends_with("\n1. Do task 1.\n2. Do task 2.\n3. Do task 3.\n4."), "{got}");
+        assert!(
+            got.ends_with("\n1. Do task 1.\n2. Do task 2.\n3. Do task 3.\n4."),
+            "{got}"
+        );
         assert_eq!(p.instruction_stop(), ["\n\n", "\n6.", "\n6 ."]);
         let err = p.instruction_generation(&tasks(5)).unwrap_err().to_string();
-        assert_eq!(err, "5 in-context tasks leave no room below prompts.max_list_number (6)");
+        assert_eq!(
+            err,
+            "5 in-context tasks leave no room below prompts.max_list_number (6)"
+        );
         assert!(p.instruction_generation(&[]).is_err());
     }
 
     #[test]
     fn instruction_generation_chat_snapshot() {
-        let got = chat(prompter(PromptStyle::Chat).instruction_generation(&tasks(8)).unwrap());
+        let got = chat(
+            prompter(PromptStyle::Chat)
+                .instruction_generation(&tasks(8))
+                .unwrap(),
+        );
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, "system");
         assert_eq!(
@@ -222,7 +271,11 @@ mod tests {
             "You help build a dataset of tasks. Follow the format of the text you are given exactly, and add nothing before or after your answer."
         );
         assert_eq!(got[1].0, "user");
-        let completion = text(prompter(PromptStyle::Completion).instruction_generation(&tasks(8)).unwrap());
+        let completion = text(
+            prompter(PromptStyle::Completion)
+                .instruction_generation(&tasks(8))
+                .unwrap(),
+        );
         assert_eq!(
             got[1].1,
             format!(
@@ -234,7 +287,11 @@ mod tests {
 
     #[test]
     fn classification_completion_snapshot() {
-        let got = text(prompter(PromptStyle::Completion).is_classification("  Is the word a noun or a verb?\n").unwrap());
+        let got = text(
+            prompter(PromptStyle::Completion)
+                .is_classification("  Is the word a noun or a verb?\n")
+                .unwrap(),
+        );
         assert!(got.starts_with("For each task, decide whether it is a classification task: one whose answer is a label chosen from a small, fixed set of options.\n\nTask: Tell whether"), "{got}");
         assert!(got.ends_with("Is it classification? No\n\nTask: Is the word a noun or a verb?\nIs it classification?"), "{got}");
         assert_eq!(got.matches("Is it classification? Yes").count(), 6);
@@ -243,28 +300,63 @@ mod tests {
 
     #[test]
     fn classification_chat_snapshot() {
-        let got = chat(prompter(PromptStyle::Chat).is_classification("Is the word a noun or a verb?").unwrap());
-        let completion = text(prompter(PromptStyle::Completion).is_classification("Is the word a noun or a verb?").unwrap());
+        let got = chat(
+            prompter(PromptStyle::Chat)
+                .is_classification("Is the word a noun or a verb?")
+                .unwrap(),
+        );
+        let completion = text(
+            prompter(PromptStyle::Completion)
+                .is_classification("Is the word a noun or a verb?")
+                .unwrap(),
+        );
         assert_eq!(got[1].1, format!("Answer the last question below with Yes or No only, as in the examples.\n\n{completion}"));
     }
 
     #[test]
     fn instance_prompts_end_with_the_task_and_a_line_break() {
         let p = prompter(PromptStyle::Completion);
-        let input_first = text(p.instances("Reverse the string.", InstanceMethod::InputFirst).unwrap());
-        assert!(input_first.starts_with("Write examples for each task."), "{input_first}");
-        assert!(input_first.ends_with("Output: There is no second largest distinct value.\n\nTask: Reverse the string.\n"), "{input_first}");
-        let output_first = text(p.instances("Is the animal a mammal?", InstanceMethod::OutputFirst).unwrap());
-        assert!(output_first.starts_with("Each task below sorts its input into one of a few classes."), "{output_first}");
+        let input_first = text(
+            p.instances("Reverse the string.", InstanceMethod::InputFirst)
+                .unwrap(),
+        );
+        assert!(
+            input_first.starts_with("Write examples for each task."),
+            "{input_first}"
+        );
+        assert!(
+            input_first.ends_with(
+                "Output: There is no second largest distinct value.\n\nTask: Reverse the string.\n"
+            ),
+            "{input_first}"
+        );
+        let output_first = text(
+            p.instances("Is the animal a mammal?", InstanceMethod::OutputFirst)
+                .unwrap(),
+        );
+        assert!(
+            output_first.starts_with("Each task below sorts its input into one of a few classes."),
+            "{output_first}"
+        );
         assert!(output_first.ends_with("Class label: No\nInput: for i in range(3): print(i)\n\nTask: Is the animal a mammal?\n"), "{output_first}");
         assert_eq!(p.instance_stop(), ["Example 6", "Task:"]);
     }
 
     #[test]
     fn instance_chat_drops_trailing_whitespace_of_the_request() {
-        let got = chat(prompter(PromptStyle::Chat).instances("Reverse the string.", InstanceMethod::InputFirst).unwrap());
-        assert!(got[1].1.starts_with("Complete the last task below in the same format as the examples above it"));
-        assert!(got[1].1.ends_with("\n\nTask: Reverse the string."), "{:?}", got[1].1);
+        let got = chat(
+            prompter(PromptStyle::Chat)
+                .instances("Reverse the string.", InstanceMethod::InputFirst)
+                .unwrap(),
+        );
+        assert!(got[1].1.starts_with(
+            "Complete the last task below in the same format as the examples above it"
+        ));
+        assert!(
+            got[1].1.ends_with("\n\nTask: Reverse the string."),
+            "{:?}",
+            got[1].1
+        );
     }
 
     #[test]
@@ -275,8 +367,17 @@ mod tests {
             std::fs::copy(src.join(t.file_name()), dir.path().join(t.file_name())).unwrap();
         }
         std::fs::write(dir.path().join("chat_system.txt"), "").unwrap();
-        let config = PromptConfig { style: PromptStyle::Chat, templates_dir: dir.path().to_owned(), ..PromptConfig::default() };
-        let got = chat(Prompter::load(config).unwrap().is_classification("X?").unwrap());
+        let config = PromptConfig {
+            style: PromptStyle::Chat,
+            templates_dir: dir.path().to_owned(),
+            ..PromptConfig::default()
+        };
+        let got = chat(
+            Prompter::load(config)
+                .unwrap()
+                .is_classification("X?")
+                .unwrap(),
+        );
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, "user");
     }

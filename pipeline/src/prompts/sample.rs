@@ -124,7 +124,10 @@ pub fn sample_in_context<S: PoolTask, M: PoolTask>(
     config: &PromptConfig,
     rng: &mut SplitMix64,
 ) -> Result<Vec<InContextTask>> {
-    let from_machine = config.machine_in_context.min(machine.len()).min(config.in_context_tasks);
+    let from_machine = config
+        .machine_in_context
+        .min(machine.len())
+        .min(config.in_context_tasks);
     let from_seeds = config.in_context_tasks - from_machine;
     if seeds.len() < from_seeds {
         bail!(
@@ -155,7 +158,9 @@ mod tests {
     use super::*;
 
     fn pool(prefix: &str, n: usize) -> Vec<(String, String)> {
-        (0..n).map(|i| (format!("{prefix}{i}"), format!("Instruction {prefix}{i}."))).collect()
+        (0..n)
+            .map(|i| (format!("{prefix}{i}"), format!("Instruction {prefix}{i}.")))
+            .collect()
     }
 
     fn ids(tasks: &[InContextTask]) -> Vec<&str> {
@@ -167,7 +172,14 @@ mod tests {
         // Reference values of SplitMix64 seeded with 1234567 (from the Java/C reference code).
         let mut rng = SplitMix64::new(1234567);
         let got: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
-        assert_eq!(got, [6457827717110365317, 3203168211198807973, 9817491932198370423]);
+        assert_eq!(
+            got,
+            [
+                6457827717110365317,
+                3203168211198807973,
+                9817491932198370423
+            ]
+        );
     }
 
     #[test]
@@ -192,7 +204,10 @@ mod tests {
         assert_ne!(a, c);
         // Pinned so that a change of the sampling algorithm (which would change every run's data)
         // is a deliberate, visible decision.
-        assert_eq!(ids(&a), ["m7", "s17", "s43", "s14", "s41", "m2", "s3", "s13"]);
+        assert_eq!(
+            ids(&a),
+            ["m7", "s17", "s43", "s14", "s41", "m2", "s3", "s13"]
+        );
     }
 
     #[test]
@@ -202,11 +217,20 @@ mod tests {
         let count = |tasks: &[InContextTask], o| tasks.iter().filter(|t| t.origin == o).count();
         let mut rng = SplitMix64::new(1);
         let none = sample_in_context(&seeds, &pool("m", 0), &config, &mut rng).unwrap();
-        assert_eq!((count(&none, Origin::Seed), count(&none, Origin::Machine)), (8, 0));
+        assert_eq!(
+            (count(&none, Origin::Seed), count(&none, Origin::Machine)),
+            (8, 0)
+        );
         let one = sample_in_context(&seeds, &pool("m", 1), &config, &mut rng).unwrap();
-        assert_eq!((count(&one, Origin::Seed), count(&one, Origin::Machine)), (7, 1));
+        assert_eq!(
+            (count(&one, Origin::Seed), count(&one, Origin::Machine)),
+            (7, 1)
+        );
         let many = sample_in_context(&seeds, &pool("m", 30), &config, &mut rng).unwrap();
-        assert_eq!((count(&many, Origin::Seed), count(&many, Origin::Machine)), (6, 2));
+        assert_eq!(
+            (count(&many, Origin::Seed), count(&many, Origin::Machine)),
+            (6, 2)
+        );
         let mut unique = ids(&many);
         unique.sort_unstable();
         unique.dedup();
@@ -215,14 +239,25 @@ mod tests {
 
     #[test]
     fn too_few_seeds_is_an_error() {
-        let err = sample_in_context(&pool("s", 7), &pool("m", 0), &PromptConfig::default(), &mut SplitMix64::new(0))
-            .unwrap_err()
-            .to_string();
+        let err = sample_in_context(
+            &pool("s", 7),
+            &pool("m", 0),
+            &PromptConfig::default(),
+            &mut SplitMix64::new(0),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             err,
             "the seed pool has 7 tasks; an instruction-generation prompt needs 8 (prompts.in_context_tasks = 8, 0 from the machine pool)"
         );
-        sample_in_context(&pool("s", 6), &pool("m", 2), &PromptConfig::default(), &mut SplitMix64::new(0)).unwrap();
+        sample_in_context(
+            &pool("s", 6),
+            &pool("m", 2),
+            &PromptConfig::default(),
+            &mut SplitMix64::new(0),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -31,16 +31,29 @@ pub struct Template {
 impl Template {
     /// Parses `text` (the contents of `path`), accepting only the placeholders in `known` and
     /// requiring those in `required`.
-    fn parse(file_name: &'static str, path: &Path, bytes: &[u8], known: &[&str], required: &[&str]) -> Result<Template> {
-        let text = std::str::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
-        let text = text.strip_suffix("\r\n").or_else(|| text.strip_suffix('\n')).unwrap_or(text);
+    fn parse(
+        file_name: &'static str,
+        path: &Path,
+        bytes: &[u8],
+        known: &[&str],
+        required: &[&str],
+    ) -> Result<Template> {
+        let text = std::str::from_utf8(bytes)
+            .with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+        let text = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(text);
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             literal.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            let name_len = after.bytes().take_while(|b| b.is_ascii_lowercase() || *b == b'_').count();
+            let name_len = after
+                .bytes()
+                .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+                .count();
             if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'}') {
                 let name = &after[..name_len];
                 if !known.contains(&name) {
@@ -66,11 +79,19 @@ impl Template {
             pieces.push(Piece::Text(literal));
         }
         for name in required {
-            if !pieces.iter().any(|p| matches!(p, Piece::Var(v) if v == name)) {
+            if !pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Var(v) if v == name))
+            {
                 bail!("{}: missing placeholder {{{name}}}", path.display());
             }
         }
-        Ok(Template { file_name, path: path.to_owned(), pieces, sha256: hex_sha256(bytes) })
+        Ok(Template {
+            file_name,
+            path: path.to_owned(),
+            pieces,
+            sha256: hex_sha256(bytes),
+        })
     }
 
     /// The file name inside the templates directory.
@@ -102,7 +123,10 @@ impl Template {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Var(name) => match values.iter().find(|(k, _)| k == name) {
                     Some((_, v)) => out.push_str(v),
-                    None => bail!("{}: no value for placeholder {{{name}}}", self.path.display()),
+                    None => bail!(
+                        "{}: no value for placeholder {{{name}}}",
+                        self.path.display()
+                    ),
                 },
             }
         }
@@ -114,7 +138,9 @@ impl Template {
         let mut rev = self.pieces.iter().rev();
         match rev.next() {
             Some(Piece::Var(v)) => v == name,
-            Some(Piece::Text(t)) if t.trim().is_empty() => matches!(rev.next(), Some(Piece::Var(v)) if v == name),
+            Some(Piece::Text(t)) if t.trim().is_empty() => {
+                matches!(rev.next(), Some(Piece::Var(v)) if v == name)
+            }
             _ => false,
         }
     }
@@ -124,12 +150,19 @@ fn list(names: &[&str]) -> String {
     if names.is_empty() {
         "none".to_owned()
     } else {
-        names.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("{{{n}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Every template of a run.
@@ -157,10 +190,22 @@ pub struct TemplateSet {
 const FILES: [(&str, &[&str], &[&str]); 8] = [
     ("instruction_generation.txt", &["tasks"], &["tasks"]),
     ("is_classification.txt", &["instruction"], &["instruction"]),
-    ("instances_input_first.txt", &["instruction"], &["instruction"]),
-    ("instances_output_first.txt", &["instruction"], &["instruction"]),
+    (
+        "instances_input_first.txt",
+        &["instruction"],
+        &["instruction"],
+    ),
+    (
+        "instances_output_first.txt",
+        &["instruction"],
+        &["instruction"],
+    ),
     ("chat_system.txt", &[], &[]),
-    ("chat_instruction_generation.txt", &["request", "next", "last"], &["request"]),
+    (
+        "chat_instruction_generation.txt",
+        &["request", "next", "last"],
+        &["request"],
+    ),
     ("chat_is_classification.txt", &["request"], &["request"]),
     ("chat_instances.txt", &["request"], &["request"]),
 ];
@@ -171,7 +216,8 @@ impl TemplateSet {
         let mut loaded = Vec::with_capacity(FILES.len());
         for (name, known, required) in FILES {
             let path = dir.join(name);
-            let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read template", path.display()))?;
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("{}: cannot read template", path.display()))?;
             loaded.push(Template::parse(name, &path, &bytes, known, required)?);
         }
         let mut it = loaded.into_iter();
@@ -212,7 +258,10 @@ impl TemplateSet {
 
     /// File name -> SHA-256 (hex) of every template, for the run manifest.
     pub fn hashes(&self) -> BTreeMap<String, String> {
-        self.all().iter().map(|t| (t.file_name.to_owned(), t.sha256.clone())).collect()
+        self.all()
+            .iter()
+            .map(|t| (t.file_name.to_owned(), t.sha256.clone()))
+            .collect()
     }
 }
 
@@ -221,21 +270,36 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, known: &[&str], required: &[&str]) -> Result<Template> {
-        Template::parse("t.txt", Path::new("dir/t.txt"), text.as_bytes(), known, required)
+        Template::parse(
+            "t.txt",
+            Path::new("dir/t.txt"),
+            text.as_bytes(),
+            known,
+            required,
+        )
     }
 
     #[test]
     fn renders_placeholders_and_keeps_other_braces() {
-        let t = parse("Task: {instruction}\nJSON: {\"a\": {b}} {x y} {}\n", &["instruction", "b"], &[]).unwrap();
+        let t = parse(
+            "Task: {instruction}\nJSON: {\"a\": {b}} {x y} {}\n",
+            &["instruction", "b"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(
-            t.render(&[("instruction", "Add {b} here."), ("b", "1")]).unwrap(),
+            t.render(&[("instruction", "Add {b} here."), ("b", "1")])
+                .unwrap(),
             "Task: Add {b} here.\nJSON: {\"a\": 1} {x y} {}"
         );
     }
 
     #[test]
     fn only_one_final_line_break_is_removed() {
-        assert_eq!(parse("a\n\n", &[], &[]).unwrap().render(&[]).unwrap(), "a\n");
+        assert_eq!(
+            parse("a\n\n", &[], &[]).unwrap().render(&[]).unwrap(),
+            "a\n"
+        );
         assert_eq!(parse("a\r\n", &[], &[]).unwrap().render(&[]).unwrap(), "a");
         assert_eq!(parse("a", &[], &[]).unwrap().render(&[]).unwrap(), "a");
         assert!(parse("\n", &[], &[]).unwrap().is_empty());
@@ -243,20 +307,30 @@ mod tests {
 
     #[test]
     fn unknown_placeholder_names_file_and_line() {
-        let err = parse("one\ntwo {instrucion}\n", &["instruction"], &[]).unwrap_err().to_string();
-        assert_eq!(err, "dir/t.txt:2: unknown placeholder {instrucion} (this template knows {instruction})");
+        let err = parse("one\ntwo {instrucion}\n", &["instruction"], &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "dir/t.txt:2: unknown placeholder {instrucion} (this template knows {instruction})"
+        );
     }
 
     #[test]
     fn missing_required_placeholder_names_file() {
-        let err = parse("Task:\n", &["instruction"], &["instruction"]).unwrap_err().to_string();
+        let err = parse("Task:\n", &["instruction"], &["instruction"])
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "dir/t.txt: missing placeholder {instruction}");
     }
 
     #[test]
     fn hash_is_sha256_of_the_file_bytes() {
         let t = parse("abc", &[], &[]).unwrap();
-        assert_eq!(t.sha256(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            t.sha256(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     fn write_set(dir: &Path) {
@@ -272,21 +346,40 @@ mod tests {
         write_set(dir.path());
         std::fs::remove_file(dir.path().join("chat_instances.txt")).unwrap();
         let err = format!("{:#}", TemplateSet::load(dir.path()).unwrap_err());
-        assert!(err.starts_with(&format!("{}: cannot read template", dir.path().join("chat_instances.txt").display())), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "{}: cannot read template",
+                dir.path().join("chat_instances.txt").display()
+            )),
+            "{err}"
+        );
 
         write_set(dir.path());
-        std::fs::write(dir.path().join("instruction_generation.txt"), "List:\n{tasks}\nMore.\n").unwrap();
+        std::fs::write(
+            dir.path().join("instruction_generation.txt"),
+            "List:\n{tasks}\nMore.\n",
+        )
+        .unwrap();
         let err = TemplateSet::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("instruction_generation.txt: {tasks} must come last"), "{err}");
+        assert!(
+            err.contains("instruction_generation.txt: {tasks} must come last"),
+            "{err}"
+        );
 
         std::fs::write(dir.path().join("instruction_generation.txt"), [0xff, 0xfe]).unwrap();
         let err = TemplateSet::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("instruction_generation.txt: not UTF-8 text"), "{err}");
+        assert!(
+            err.contains("instruction_generation.txt: not UTF-8 text"),
+            "{err}"
+        );
 
         write_set(dir.path());
         std::fs::write(dir.path().join("chat_is_classification.txt"), "Answer.\n").unwrap();
         let err = TemplateSet::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("chat_is_classification.txt: missing placeholder {request}"), "{err}");
+        assert!(
+            err.contains("chat_is_classification.txt: missing placeholder {request}"),
+            "{err}"
+        );
     }
 
     #[test]

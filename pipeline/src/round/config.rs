@@ -192,7 +192,7 @@ impl Default for LocalConfig {
     fn default() -> Self {
         LocalConfig {
             model: None,
-            batch_size: 8,
+            batch_size: 32,
         }
     }
 }
@@ -445,7 +445,7 @@ chunk_requests = 32
 
 [generator.local]
 # model = "path/to/checkpoint-or.gguf"   # absent: the default model
-batch_size = 8
+batch_size = 32
 
 # [generator.openai]
 # base_urls = ["http://127.0.0.1:8000"]

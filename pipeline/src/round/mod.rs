@@ -23,8 +23,9 @@ pub use execute::{run_round, RoundInputs, RoundOutput};
 pub use generate::{Interrupted, Observer, Quiet, Step};
 pub use run::{run, RunOutcome};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use crate::generator::local::open_local;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::Generator;
 
@@ -35,13 +36,17 @@ pub fn open_generator(config: &GeneratorConfig) -> Result<Box<dyn Generator + Se
             let openai = config.openai.clone().context("generator.openai: missing")?;
             Ok(Box::new(OpenAiGenerator::new(openai)?))
         }
-        // INTEGRATION POINT: the local burn generator (`generator::local::LocalGenerator`, built
-        // separately) is wired in here: open it from `config.local.model` (None = the default
-        // model) with `config.local.batch_size`.
-        GeneratorKind::Local => bail!(
-            "the local generator is not available in this build yet; use an OpenAI-compatible server with \
-             --endpoint URL --endpoint-model NAME (or [generator.openai] in the config)"
-        ),
+        GeneratorKind::Local => {
+            let model = config
+                .local
+                .model
+                .as_deref()
+                .map(|p| p.to_string_lossy().into_owned());
+            Ok(Box::new(open_local(
+                model.as_deref(),
+                config.local.batch_size,
+            )?))
+        }
     }
 }
 

@@ -65,7 +65,7 @@ pub fn run(
         "version": env!("CARGO_PKG_VERSION"),
         "identity": identity,
         "config": config,
-        "generator": description,
+        "generator": generator.identity(),
         "templates": templates,
         "seed_tasks": {"path": seed_path, "sha256": seed_sha256, "tasks": seeds.len()},
         "seed": config.run.seed,
