@@ -2,16 +2,26 @@
 //! together; when a sequence finishes, its row leaves the batch and the next waiting request is
 //! prefilled into it, so the batch stays full.
 //!
-//! Each request is prefilled alone (one forward over its prompt); its `n` samples share that
-//! prefill and decode as `n` rows. Sample `i` of a request draws from the random stream seeded
-//! with `seed + i`, so output depends only on the request, never on its batch neighbours.
+//! Each request is prefilled alone; its `n` samples share that prefill and decode as `n` rows.
+//! Sample `i` of a request draws from the random stream seeded with `seed + i`, so output
+//! depends only on the request, never on its batch neighbours.
+//!
+//! Prefill runs in chunks of [`PREFILL_CHUNK`] tokens at fixed offsets (0, 64, 128, ...), and the
+//! keys and values of a chunk-aligned prompt prefix that several requests of the job share are
+//! computed once and reused: Self-Instruct's classification and instance prompts are one long
+//! few-shot block plus a short task, so most of their prefill is shared. Because the chunk
+//! boundaries never depend on the other requests, a prompt computes exactly the same numbers
+//! whether its prefix came from the cache or not. (Not with `dynamic` rope scaling, whose base
+//! depends on the length of each forward pass: such models prefill in one pass, uncached.)
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::batch::SlotCache;
+use crate::cache::KvCache;
+use crate::config::RopeScaling;
 use crate::generate::FinishReason;
 use crate::model::{ForwardError, Model};
 use crate::sampler::{Sampler, SamplingError, SamplingParams};
@@ -107,7 +117,8 @@ pub fn generate<B: Backend>(
         requests.iter().map(|r| vec![None; r.n]).collect();
     // (request, first sample not yet started)
     let mut waiting: VecDeque<(usize, usize)> = (0..requests.len()).map(|i| (i, 0)).collect();
-    let mut prefilled: Option<(usize, crate::cache::KvCache<B>, Vec<f32>)> = None;
+    let mut prefixes = PrefixCache::new(model, requests);
+    let mut prefilled: Option<(usize, KvCache<B>, Vec<f32>)> = None;
     let mut rows: Vec<Row> = Vec::new();
     let mut cache = SlotCache::<B>::new();
     let mut next_tokens: Vec<u32> = Vec::new();
@@ -128,11 +139,8 @@ pub fn generate<B: Backend>(
                 source,
             };
             if prefilled.as_ref().is_none_or(|p| p.0 != req) {
-                let mut kv = model.new_cache();
-                let logits = model
-                    .forward_last(model.tokens(&[&r.prompt]).map_err(fwd)?, &mut kv)
-                    .map_err(fwd)?;
-                prefilled = Some((req, kv, to_f32(logits)));
+                let (kv, logits) = prefixes.prefill(model, &r.prompt).map_err(fwd)?;
+                prefilled = Some((req, kv, logits));
             }
             let Some((_, kv, logits)) = prefilled.as_ref() else {
                 break;
@@ -262,4 +270,80 @@ fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         Ok(v) => v,
         Err(_) => data.convert::<f32>().to_vec::<f32>().unwrap_or_default(),
     }
+}
+
+/// Prefill chunk length (tokens); prompt prefixes are shared at multiples of it.
+pub const PREFILL_CHUNK: usize = 64;
+
+/// Keys and values of chunk-aligned prompt prefixes that more than one request of a job starts
+/// with (only those are kept, so memory stays bounded by what is actually shared).
+struct PrefixCache<B: Backend> {
+    /// How many requests start with each chunk-aligned prefix.
+    shared: HashMap<Vec<u32>, usize>,
+    cached: HashMap<Vec<u32>, KvCache<B>>,
+    chunked: bool,
+}
+
+impl<B: Backend> PrefixCache<B> {
+    fn new(model: &Model<B>, requests: &[GenerationRequest]) -> Self {
+        let chunked = !matches!(model.rope.scaling, RopeScaling::Dynamic { .. });
+        let mut shared: HashMap<Vec<u32>, usize> = HashMap::new();
+        if chunked {
+            for r in requests {
+                for end in chunk_ends(r.prompt.len()) {
+                    *shared.entry(r.prompt[..end].to_vec()).or_default() += 1;
+                }
+            }
+            shared.retain(|_, n| *n > 1);
+        }
+        Self {
+            shared,
+            cached: HashMap::new(),
+            chunked,
+        }
+    }
+
+    /// The cache after `prompt` and the logits of its last position.
+    fn prefill(
+        &mut self,
+        model: &Model<B>,
+        prompt: &[u32],
+    ) -> Result<(KvCache<B>, Vec<f32>), ForwardError> {
+        let mut kv = model.new_cache();
+        if !self.chunked {
+            let logits = model.forward_last(model.tokens(&[prompt])?, &mut kv)?;
+            return Ok((kv, to_f32(logits)));
+        }
+        let ends = chunk_ends(prompt.len());
+        let mut done = 0;
+        if let Some(&end) = ends
+            .iter()
+            .rev()
+            .find(|&&end| self.cached.contains_key(&prompt[..end]))
+        {
+            if let Some(hit) = self.cached.get(&prompt[..end]) {
+                kv = hit.clone();
+                done = end;
+            }
+        }
+        let start = done;
+        for end in ends.into_iter().filter(|&end| end > start) {
+            model.forward_hidden(model.tokens(&[&prompt[done..end]])?, &mut kv)?;
+            done = end;
+            if self.shared.contains_key(&prompt[..end]) {
+                self.cached.insert(prompt[..end].to_vec(), kv.clone());
+            }
+        }
+        let logits = model.forward_last(model.tokens(&[&prompt[done..]])?, &mut kv)?;
+        Ok((kv, to_f32(logits)))
+    }
+}
+
+/// Chunk boundaries strictly inside a prompt of `len` tokens (the last chunk, which yields the
+/// logits, always runs).
+fn chunk_ends(len: usize) -> Vec<usize> {
+    (1..)
+        .map(|i| i * PREFILL_CHUNK)
+        .take_while(|&end| end < len)
+        .collect()
 }

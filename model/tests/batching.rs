@@ -146,3 +146,42 @@ fn zero_new_tokens_and_bad_input() {
     assert!(generate(&model, &[GenerationRequest::new(vec![], 3)], 4, None).is_err());
     assert!(generate(&model, &[GenerationRequest::new(vec![1], 3)], 0, None).is_err());
 }
+
+/// Prompts sharing a long prefix (several prefill chunks) with different tails: in one job the
+/// shared chunks are computed once; each output equals the prompt's output alone (no sharing)
+/// and the full-prompt greedy reference.
+#[test]
+fn shared_prompt_prefixes_give_the_same_output() {
+    let chunk = model::engine::PREFILL_CHUNK;
+    for name in ["qwen2_gqa4_untied", "qwen3_qk_norm", "llama_gqa2_sharded"] {
+        let model = load(name);
+        let prefix: Vec<u32> = (0..2 * chunk as u32 + 9)
+            .map(|j| (j * 13 + 5) % 256)
+            .collect();
+        let prompts: Vec<Vec<u32>> = (0..6u32)
+            .map(|i| {
+                let mut p = prefix.clone();
+                // Tails of 0..=5 extra tokens; i = 0 ends inside the third chunk.
+                p.extend((0..i).map(|j| (i * 29 + j * 7 + 1) % 256));
+                // One prompt ends exactly on a chunk boundary, one is the prefix cut shorter.
+                match i {
+                    4 => p.truncate(2 * chunk),
+                    5 => p.truncate(chunk + 3),
+                    _ => {}
+                }
+                p
+            })
+            .collect();
+        let requests: Vec<_> = prompts
+            .iter()
+            .map(|p| GenerationRequest::new(p.clone(), 8))
+            .collect();
+        let together = generate(&model, &requests, 4, None).unwrap();
+        for (i, (p, out)) in prompts.iter().zip(&together).enumerate() {
+            let alone = generate(&model, &requests[i..=i], 1, None).unwrap();
+            assert_eq!(out[0].tokens, alone[0][0].tokens, "{name}: prompt {i}");
+            let reference = greedy(&model, p, 8, &[]).unwrap().tokens;
+            assert_eq!(out[0].tokens, reference, "{name}: prompt {i} vs greedy");
+        }
+    }
+}
