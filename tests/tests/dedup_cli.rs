@@ -253,10 +253,10 @@ fn dedup_matches_reference_greedy_decisions() {
     }
 }
 
-/// The README's main command on the shipped demo candidates: the counts seeds/examples/README.md
+/// The dedup demo (seeds/examples/README.md) on the shipped candidates: the counts seeds/examples/README.md
 /// states (measured there with Python rouge_score and the reference rules).
 #[test]
-fn readme_main_command_on_demo_candidates() {
+fn dedup_demo_on_shipped_candidates() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("dedup-demo");
     let root = repo_root();
