@@ -315,18 +315,19 @@ impl<B: Backend> PrefixCache<B> {
             return Ok((kv, to_f32(logits)));
         }
         let ends = chunk_ends(prompt.len());
-        let mut done = 0;
-        if let Some(&end) = ends
+        // Resume after the longest cached prefix, if any.
+        let start = match ends
             .iter()
             .rev()
-            .find(|&&end| self.cached.contains_key(&prompt[..end]))
+            .find_map(|&end| Some((end, self.cached.get(&prompt[..end])?)))
         {
-            if let Some(hit) = self.cached.get(&prompt[..end]) {
+            Some((end, hit)) => {
                 kv = hit.clone();
-                done = end;
+                end
             }
-        }
-        let start = done;
+            None => 0,
+        };
+        let mut done = start;
         for end in ends.into_iter().filter(|&end| end > start) {
             model.forward_hidden(model.tokens(&[&prompt[done..end]])?, &mut kv)?;
             done = end;
