@@ -46,6 +46,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Write a local model's last-layer logits for a sequence of token ids (one forward pass).
     Logits(LogitsArgs),
+    /// Show what a run produced: the filter funnel, Table 1, ROUGE-L and verb-noun diversity, per-round/iteration metrics, samples.
+    Inspect(InspectArgs),
 }
 
 /// Tokenizer used by ROUGE-L.
@@ -221,6 +223,34 @@ pub struct LogitsArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The run folder (written by `selfinstruct round` or `iterate`).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Also write a self-contained HTML report (tables and every plot inline) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write every plot as PNG and SVG into this folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// How many kept and rejected records to show (spread evenly over the run).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub sample: usize,
+    /// Only sample rejected records with this reason (e.g. near_duplicate, too_short).
+    #[arg(long, value_name = "R")]
+    pub reason: Option<String>,
+    /// Seed file for the ROUGE-L-to-seed distribution (default: the one in the run's manifest).
+    #[arg(long, value_name = "FILE")]
+    pub seeds: Option<PathBuf>,
+    /// An SFT output folder whose train_metrics.parquet gives a loss curve.
+    #[arg(long, value_name = "DIR")]
+    pub sft: Option<PathBuf>,
+}
+
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -233,6 +263,7 @@ pub fn main() -> ExitCode {
         Command::Round(args) => commands::round::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
         Command::Logits(args) => commands::logits::run(&args),
+        Command::Inspect(args) => commands::inspect::run(&args),
     };
     match result {
         Ok(code) => code,

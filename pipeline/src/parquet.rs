@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use polars::prelude::{
     Column, CompatLevel, DataFrame, DataType, KeyValueMetadata, NamedFrom, ParquetReader,
     ParquetWriter, PlSmallStr, SchemaExt, SerReader, Series, StatisticsOptions,
@@ -44,6 +44,87 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     ParquetReader::new(file)
         .finish()
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))
+}
+
+/// Reads only the named columns of a Parquet file; a missing column is an error naming the file
+/// and the column.
+pub fn read_parquet_columns(path: &Path, columns: &[&str]) -> Result<DataFrame> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = ParquetReader::new(file);
+    let schema = reader
+        .schema()
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+    if let Some(missing) = columns.iter().find(|c| !schema.contains(c)) {
+        bail!("{}: no column {missing:?}", path.display());
+    }
+    reader
+        .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))
+}
+
+/// A numeric column cast to `dtype`, or an error naming the file and column.
+fn cast_column(df: &DataFrame, name: &str, path: &Path, dtype: &DataType) -> Result<Column> {
+    let column = df
+        .column(name)
+        .with_context(|| format!("{}: no column {name:?}", path.display()))?;
+    column.cast(dtype).with_context(|| {
+        format!(
+            "{}: column {name:?} is {}, expected {dtype}",
+            path.display(),
+            column.dtype()
+        )
+    })
+}
+
+/// An unsigned integer column without nulls.
+pub fn u64_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<u64>> {
+    let column = cast_column(df, name, path, &DataType::UInt64)?;
+    let values = column.u64()?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.with_context(|| format!("{}: row {i}: {name} is null", path.display())))
+        .collect()
+}
+
+/// A float column (nulls allowed).
+pub fn f64_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<Option<f64>>> {
+    let column = cast_column(df, name, path, &DataType::Float64)?;
+    Ok(column.f64()?.iter().collect())
+}
+
+/// A boolean column without nulls.
+pub fn bool_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<bool>> {
+    let column = cast_column(df, name, path, &DataType::Boolean)?;
+    let values = column.bool()?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.with_context(|| format!("{}: row {i}: {name} is null", path.display())))
+        .collect()
+}
+
+/// A list column read with `each` applied to every row's inner series (an empty series for a
+/// null row).
+pub fn list_column_map<T>(
+    df: &DataFrame,
+    name: &str,
+    path: &Path,
+    inner: DataType,
+    mut each: impl FnMut(&Series) -> Result<T>,
+) -> Result<Vec<T>> {
+    let column = cast_column(df, name, path, &DataType::List(Box::new(inner)))?;
+    let lists = column.list()?;
+    let empty = Series::new_empty(PlSmallStr::EMPTY, &lists.inner_dtype().clone());
+    let mut out = Vec::with_capacity(lists.len());
+    for row in lists.amortized_iter() {
+        match row {
+            Some(series) => out.push(each(series.as_ref())?),
+            None => out.push(each(&empty)?),
+        }
+    }
+    Ok(out)
 }
 
 /// A string column as owned optional values, or an error naming the file and column.

@@ -3,6 +3,12 @@
 /// Renders rows as columns separated by two spaces; the first column is left-aligned, the rest
 /// right-aligned (they hold numbers).
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    render_aligned(header, rows, &[0])
+}
+
+/// Like [`render`], with the columns listed in `left` left-aligned (text) and the others
+/// right-aligned.
+pub fn render_aligned(header: &[&str], rows: &[Vec<String>], left: &[usize]) -> String {
     let width = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -16,7 +22,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         for (i, w) in widths.iter().enumerate() {
             let cell = cells.get(i).map(String::as_str).unwrap_or("");
             let pad = w.saturating_sub(cell.chars().count());
-            parts.push(if i == 0 {
+            parts.push(if left.contains(&i) {
                 format!("{cell}{}", " ".repeat(pad))
             } else {
                 format!("{}{cell}", " ".repeat(pad))
