@@ -2,7 +2,7 @@
 //! after classification and with instances; per round, per iteration and for the whole run, with
 //! every drop counted by unit, stage and reason (from `rejected.parquet`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use filters::{DropReason, Stage};
 use serde::Serialize;
@@ -82,21 +82,41 @@ fn step_of(stage: &str, reason: &str, labels: &[String]) -> usize {
     }
 }
 
+/// Rejected rows counted by round, unit, stage and reason: what every funnel is made of.
+pub struct DropTally<'a> {
+    by_round: HashMap<u32, HashMap<(&'a str, &'a str, &'a str), u64>>,
+}
+
+impl<'a> DropTally<'a> {
+    pub fn new(rejected: &'a [RejectedRow]) -> Self {
+        let mut by_round: HashMap<u32, HashMap<(&str, &str, &str), u64>> = HashMap::new();
+        for row in rejected {
+            *by_round
+                .entry(row.round)
+                .or_default()
+                .entry((row.unit.as_str(), row.stage.as_str(), row.reason.as_str()))
+                .or_default() += 1;
+        }
+        DropTally { by_round }
+    }
+}
+
 /// The funnel of the rounds `rounds` (a scope), counting the rejected rows of those rounds.
-pub fn funnel(scope: &str, rounds: &[&RoundRow], rejected: &[RejectedRow]) -> Funnel {
+pub fn funnel(scope: &str, rounds: &[&RoundRow], tally: &DropTally<'_>) -> Funnel {
     let labels = step_labels();
-    let numbers: Vec<u32> = rounds.iter().map(|r| r.round).collect();
     let generated: u64 = rounds.iter().map(|r| r.candidates).sum();
     let kept: u64 = rounds.iter().map(|r| r.kept).sum();
     let mut dropped = vec![0u64; labels.len()];
     let mut drops: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for row in rejected.iter().filter(|r| numbers.contains(&r.round)) {
-        if row.unit == "instruction" {
-            dropped[step_of(&row.stage, &row.reason, &labels)] += 1;
+    for counts in rounds.iter().filter_map(|r| tally.by_round.get(&r.round)) {
+        for (&(unit, stage, reason), &n) in counts {
+            if unit == "instruction" {
+                dropped[step_of(stage, reason, &labels)] += n;
+            }
+            *drops
+                .entry((unit.to_string(), stage.to_string(), reason.to_string()))
+                .or_default() += n;
         }
-        *drops
-            .entry((row.unit.clone(), row.stage.clone(), row.reason.clone()))
-            .or_default() += 1;
     }
     let mut remaining = generated;
     let steps = labels
@@ -145,18 +165,19 @@ fn unit_order(unit: &str) -> u8 {
 
 /// One funnel per round, one per iteration (when rounds name their iteration), and `all`.
 pub fn funnels(rounds: &[RoundRow], rejected: &[RejectedRow]) -> Vec<Funnel> {
+    let tally = DropTally::new(rejected);
     let mut out: Vec<Funnel> = rounds
         .iter()
-        .map(|r| funnel(&format!("round {}", r.round), &[r], rejected))
+        .map(|r| funnel(&format!("round {}", r.round), &[r], &tally))
         .collect();
     let mut iterations: Vec<u32> = rounds.iter().filter_map(|r| r.iteration).collect();
     iterations.dedup();
     for it in iterations {
         let members: Vec<&RoundRow> = rounds.iter().filter(|r| r.iteration == Some(it)).collect();
-        out.push(funnel(&format!("iteration {it}"), &members, rejected));
+        out.push(funnel(&format!("iteration {it}"), &members, &tally));
     }
     let all: Vec<&RoundRow> = rounds.iter().collect();
-    out.push(funnel("all", &all, rejected));
+    out.push(funnel("all", &all, &tally));
     out
 }
 

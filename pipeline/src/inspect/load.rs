@@ -111,12 +111,19 @@ impl Run {
         let manifest: Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not valid JSON", manifest_path.display()))?;
         let iterations_path = dir.join(ITERATIONS);
+        let start = std::time::Instant::now();
+        let instructions = read_instructions(&dir.join("instructions.parquet"))?;
+        tracing::debug!(elapsed = ?start.elapsed(), "instructions.parquet read");
+        let instances = read_instances(&dir.join("instances.parquet"))?;
+        tracing::debug!(elapsed = ?start.elapsed(), "instances.parquet read");
+        let rejected = read_rejected(&dir.join("rejected.parquet"))?;
+        tracing::debug!(elapsed = ?start.elapsed(), "rejected.parquet read");
         Ok(Run {
             dir: dir.to_path_buf(),
             manifest,
-            instructions: read_instructions(&dir.join("instructions.parquet"))?,
-            instances: read_instances(&dir.join("instances.parquet"))?,
-            rejected: read_rejected(&dir.join("rejected.parquet"))?,
+            instructions,
+            instances,
+            rejected,
             rounds: read_rounds(&dir.join("rounds.parquet"))?,
             iterations: if iterations_path.exists() {
                 Some(read_iterations(&iterations_path)?)

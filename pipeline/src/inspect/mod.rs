@@ -118,13 +118,18 @@ pub fn inspect(dir: &Path, options: &Options) -> Result<Report> {
         });
     }
     let samples = samples(&run, options)?;
+    tracing::debug!(elapsed = ?start.elapsed(), "samples");
+    let funnels = funnel::funnels(&run.rounds, &run.rejected);
+    tracing::debug!(elapsed = ?start.elapsed(), "funnels");
+    let table1 = stats::table1(&run.instructions, &run.instances);
+    tracing::debug!(elapsed = ?start.elapsed(), "Table 1");
     Ok(Report {
         run_dir: dir.display().to_string(),
         generator: run.generator(),
         seed_file: seed_path.display().to_string(),
         seed_tasks: seeds.len() as u64,
-        funnels: funnel::funnels(&run.rounds, &run.rejected),
-        table1: stats::table1(&run.instructions, &run.instances),
+        funnels,
+        table1,
         similarity,
         verb_noun,
         rounds: run.rounds,

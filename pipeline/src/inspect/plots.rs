@@ -218,6 +218,7 @@ fn draw_funnel<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .disable_y_axis()
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("candidate instructions")
         .label_style((FONT, 13))
         .draw()?;
@@ -349,14 +350,15 @@ fn draw_sunburst<DB: DrawingBackend>(
             center.1 - (r * a.cos()).round() as i32,
         )
     };
+    // Labels go on top of every segment and border, so they are drawn last.
+    let mut labels: Vec<(String, (i32, i32), u32)> = Vec::new();
     let mut a = 0.0;
     for (i, entry) in v.top.iter().enumerate() {
         let span = 2.0 * PI * entry.count as f64 / total as f64;
         let hue = i as f64 / v.top.len().max(1) as f64;
-        let verb_color = HSLColor(hue, 0.55, 0.55);
         root.draw(&Polygon::new(
             ring_segment(center, r0, r1, a, a + span),
-            verb_color.filled(),
+            HSLColor(hue, 0.55, 0.55).filled(),
         ))?;
         let mut b = a;
         for (noun, count) in &entry.nouns {
@@ -366,11 +368,7 @@ fn draw_sunburst<DB: DrawingBackend>(
                 HSLColor(hue, 0.55, 0.75).filled(),
             ))?;
             if noun_span * (r1 + r2) / 2.0 > 34.0 {
-                root.draw(&Text::new(
-                    noun.clone(),
-                    at((r1 + r2) / 2.0, b + noun_span / 2.0),
-                    label(13),
-                ))?;
+                labels.push((noun.clone(), at((r1 + r2) / 2.0, b + noun_span / 2.0), 13));
             }
             b += noun_span;
         }
@@ -382,13 +380,12 @@ fn draw_sunburst<DB: DrawingBackend>(
             ))?;
         }
         if span * (r0 + r1) / 2.0 > 22.0 {
-            root.draw(&Text::new(
-                entry.verb.clone(),
-                at((r0 + r1) / 2.0, a + span / 2.0),
-                label(15),
-            ))?;
+            labels.push((entry.verb.clone(), at((r0 + r1) / 2.0, a + span / 2.0), 15));
         }
         a += span;
+    }
+    for (text, position, size) in labels {
+        root.draw(&Text::new(text, position, label(size)))?;
     }
     Ok(())
 }

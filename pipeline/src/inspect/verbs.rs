@@ -22,7 +22,8 @@
 //!    lose `-es`, other `-s` but `-ss`/`-us`/`-is` lose `-s`), so "sentence" and "sentences" count
 //!    together.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -42,13 +43,23 @@ const OTHER_FUNCTION_WORDS: &str = "i you he she it we they myself yourself what
     without about into onto over under between among through after before as than like and or \
     but nor so yet based according let such same own yes";
 
-fn listed(list: &str, word: &str) -> bool {
-    list.split_whitespace().any(|w| w == word)
+/// The word lists as sets, built once: (skipped before the object, every function word).
+fn word_sets() -> &'static (HashSet<&'static str>, HashSet<&'static str>) {
+    static SETS: OnceLock<(HashSet<&'static str>, HashSet<&'static str>)> = OnceLock::new();
+    SETS.get_or_init(|| {
+        let skipped: HashSet<&str> = [DETERMINERS, OBJECT_PRONOUNS, QUANTITIES]
+            .iter()
+            .flat_map(|list| list.split_whitespace())
+            .collect();
+        let mut function = skipped.clone();
+        function.extend(OTHER_FUNCTION_WORDS.split_whitespace());
+        (skipped, function)
+    })
 }
 
 /// Skipped between the verb and its object.
 fn skipped_before_object(word: &str) -> bool {
-    listed(DETERMINERS, word) || listed(OBJECT_PRONOUNS, word) || listed(QUANTITIES, word)
+    word_sets().0.contains(word)
 }
 
 const LEADING_SKIPS: &[&str] = &["please", "now", "then", "also", "kindly"];
@@ -107,9 +118,7 @@ fn is_number(word: &str) -> bool {
 }
 
 fn is_content(word: &str) -> bool {
-    word.chars().any(char::is_alphabetic)
-        && !skipped_before_object(word)
-        && !listed(OTHER_FUNCTION_WORDS, word)
+    word.chars().any(char::is_alphabetic) && !word_sets().1.contains(word)
 }
 
 fn singular(noun: &str) -> String {
