@@ -25,44 +25,41 @@ use serde_json::json;
 const ROUNDS: u32 = 100;
 const KEPT_PER_ROUND: u32 = 500;
 
-const VERBS: [&str; 24] = [
-    "Write", "Generate", "Create", "Describe", "Explain", "List", "Give", "Find", "Classify",
-    "Suggest", "Summarize", "Translate", "Identify", "Rewrite", "Compare", "Design", "Name",
-    "Sort", "Convert", "Compose", "Outline", "Plan", "Draft", "Evaluate",
-];
-const ADJECTIVES: [&str; 16] = [
-    "short", "simple", "detailed", "funny", "formal", "creative", "brief", "polite", "clear",
-    "new", "healthy", "modern", "classic", "friendly", "strong", "quick",
-];
-const NOUNS: [&str; 32] = [
-    "story", "poem", "list", "email", "recipe", "summary", "sentence", "paragraph", "question",
-    "answer", "plan", "essay", "letter", "title", "slogan", "review", "report", "argument",
-    "dialogue", "joke", "riddle", "headline", "description", "tweet", "schedule", "budget",
-    "menu", "speech", "outline", "definition", "example", "tip",
-];
-const TOPICS: [&str; 32] = [
-    "climate change", "a rainy day", "the ocean", "space travel", "healthy eating", "remote work",
-    "a job interview", "the history of tea", "public transport", "a birthday party",
-    "learning to code", "city gardens", "a mountain hike", "saving money", "a new phone",
-    "the first day of school", "a local library", "winter sports", "online privacy",
-    "a small bakery", "electric cars", "a family dinner", "time management", "a museum visit",
-    "renewable energy", "a lost cat", "volunteering", "a music festival", "sleep habits",
-    "a science fair", "team meetings", "recycling",
-];
+const VERBS: &str =
+    "Write Generate Create Describe Explain List Give Find Classify Suggest Summarize \
+    Translate Identify Rewrite Compare Design Name Sort Convert Compose Outline Plan \
+    Draft Evaluate";
+const ADJECTIVES: &str =
+    "short simple detailed funny formal creative brief polite clear new healthy modern \
+    classic friendly strong quick";
+const NOUNS: &str =
+    "story poem list email recipe summary sentence paragraph question answer plan essay \
+    letter title slogan review report argument dialogue joke riddle headline description \
+    tweet schedule budget menu speech outline definition example tip";
+const TOPICS: &str =
+    "climate change|a rainy day|the ocean|space travel|healthy eating|remote work|\
+    a job interview|the history of tea|public transport|a birthday party|learning to code|\
+    city gardens|a mountain hike|saving money|a new phone|the first day of school|\
+    a local library|winter sports|online privacy|a small bakery|electric cars|\
+    a family dinner|time management|a museum visit|renewable energy|a lost cat|\
+    volunteering|a music festival|sleep habits|a science fair|team meetings|recycling";
 
-fn pick<'a>(rng: &mut SplitMix64, list: &[&'a str]) -> &'a str {
-    list[rng.below(list.len() as u64) as usize]
+/// A word of a list separated by spaces (topics: by `|`).
+fn pick(rng: &mut SplitMix64, list: &'static str) -> &'static str {
+    let separator = if list.contains('|') { '|' } else { ' ' };
+    let words: Vec<&str> = list.split(separator).collect();
+    words[rng.below(words.len() as u64) as usize]
 }
 
 fn instruction(rng: &mut SplitMix64) -> String {
     format!(
         "{} a {} {} about {} for {} {}.",
-        pick(rng, &VERBS),
-        pick(rng, &ADJECTIVES),
-        pick(rng, &NOUNS),
-        pick(rng, &TOPICS),
-        pick(rng, &ADJECTIVES),
-        pick(rng, &TOPICS),
+        pick(rng, VERBS),
+        pick(rng, ADJECTIVES),
+        pick(rng, NOUNS),
+        pick(rng, TOPICS),
+        pick(rng, ADJECTIVES),
+        pick(rng, TOPICS),
     )
 }
 
@@ -115,9 +112,9 @@ fn synthesise(dir: &Path) {
                     input: if rng.below(2) == 0 {
                         String::new()
                     } else {
-                        format!("An input about {}.", pick(&mut rng, &TOPICS))
+                        format!("An input about {}.", pick(&mut rng, TOPICS))
                     },
-                    output: format!("An answer of a few words about {}.", pick(&mut rng, &TOPICS)),
+                    output: format!("An answer of a few words about {}.", pick(&mut rng, TOPICS)),
                     method: if is_classification {
                         InstanceMethod::OutputFirst
                     } else {
@@ -147,9 +144,21 @@ fn synthesise(dir: &Path) {
             texts.push(text);
         }
         let reasons = [
-            (RoundStage::Rouge, RejectReason::Filter(filters::DropReason::NearDuplicate), 300),
-            (RoundStage::Rules, RejectReason::Filter(filters::DropReason::TooShort), 60),
-            (RoundStage::Rules, RejectReason::Filter(filters::DropReason::Blacklisted), 30),
+            (
+                RoundStage::Rouge,
+                RejectReason::Filter(filters::DropReason::NearDuplicate),
+                300,
+            ),
+            (
+                RoundStage::Rules,
+                RejectReason::Filter(filters::DropReason::TooShort),
+                60,
+            ),
+            (
+                RoundStage::Rules,
+                RejectReason::Filter(filters::DropReason::Blacklisted),
+                30,
+            ),
             (RoundStage::Instances, RejectReason::NoInstances, 10),
         ];
         for (stage, reason, n) in reasons {
@@ -185,11 +194,30 @@ fn synthesise(dir: &Path) {
         }
         rounds.push(stats);
     }
-    write_parquet(&mut instructions_frame(&kept).unwrap(), &dir.join("instructions.parquet")).unwrap();
-    write_parquet(&mut instances_frame(&instances).unwrap(), &dir.join("instances.parquet")).unwrap();
-    write_parquet(&mut rejected_frame(&rejected).unwrap(), &dir.join("rejected.parquet")).unwrap();
-    write_parquet(&mut rounds_frame(&rounds).unwrap(), &dir.join("rounds.parquet")).unwrap();
-    let seeds = repo_root().join("seeds/seed_tasks.jsonl").canonicalize().unwrap();
+    write_parquet(
+        &mut instructions_frame(&kept).unwrap(),
+        &dir.join("instructions.parquet"),
+    )
+    .unwrap();
+    write_parquet(
+        &mut instances_frame(&instances).unwrap(),
+        &dir.join("instances.parquet"),
+    )
+    .unwrap();
+    write_parquet(
+        &mut rejected_frame(&rejected).unwrap(),
+        &dir.join("rejected.parquet"),
+    )
+    .unwrap();
+    write_parquet(
+        &mut rounds_frame(&rounds).unwrap(),
+        &dir.join("rounds.parquet"),
+    )
+    .unwrap();
+    let seeds = repo_root()
+        .join("seeds/seed_tasks.jsonl")
+        .canonicalize()
+        .unwrap();
     let manifest = json!({"tool": "selfinstruct", "generator": {"describe": "synthetic"},
                           "seed_tasks": {"path": seeds}});
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
@@ -221,7 +249,14 @@ fn inspect_50k_instructions() {
         let json = timed(&dir, &["inspect", run, "--json"]);
         let all = timed(
             &dir,
-            &["inspect", run, "--plots", plots.to_str().unwrap(), "--html", html.to_str().unwrap()],
+            &[
+                "inspect",
+                run,
+                "--plots",
+                plots.to_str().unwrap(),
+                "--html",
+                html.to_str().unwrap(),
+            ],
         );
         println!("inspect 50k: text {text:.3} s, --json {json:.3} s, --plots --html {all:.3} s");
     }

@@ -33,7 +33,11 @@ fn headless(browser: &PathBuf, args: &[&str], url: &str) -> (String, String) {
         .arg(url)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", browser.display()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     texts(&out)
 }
 
@@ -48,7 +52,12 @@ fn html_report_opens_in_chromium_and_shows_the_plots() {
     let run = repo_root().join("tests/fixtures/inspect/run");
     let out = run_in(
         dir.path(),
-        &["inspect", run.to_str().unwrap(), "--html", html.to_str().unwrap()],
+        &[
+            "inspect",
+            run.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
     );
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -57,14 +66,27 @@ fn html_report_opens_in_chromium_and_shows_the_plots() {
     let (dom, log) = headless(&browser, &["--dump-dom"], &url);
     // Console messages (script errors, resources that fail to load) are logged as CONSOLE lines.
     let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
-    assert!(console.is_empty(), "console messages:\n{}", console.join("\n"));
-    for plot in ["funnel", "rouge_seed", "rouge_generated", "verb_noun", "acceptance"] {
+    assert!(
+        console.is_empty(),
+        "console messages:\n{}",
+        console.join("\n")
+    );
+    for plot in [
+        "funnel",
+        "rouge_seed",
+        "rouge_generated",
+        "verb_noun",
+        "acceptance",
+    ] {
         let start = dom
             .find(&format!("id=\"plot-{plot}\""))
             .unwrap_or_else(|| panic!("no plot {plot} in the rendered page"));
         let figure = &dom[start..];
         let svg = figure.find("<svg").expect("an inline SVG");
-        assert!(svg < figure.find("</figure>").unwrap(), "{plot}: SVG outside its figure");
+        assert!(
+            svg < figure.find("</figure>").unwrap(),
+            "{plot}: SVG outside its figure"
+        );
     }
     assert!(dom.contains("Funnel: candidate instructions left after each step"));
 
