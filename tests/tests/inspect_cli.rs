@@ -177,23 +177,34 @@ api_key_env = ""
         .unwrap()
         .replace(&url, "http://127.0.0.1:PORT");
     fs::write(dest.join("manifest.json"), text + "\n").unwrap();
-    write_iteration_fixture(&fixture().join("iterations"));
+    write_iteration_fixture(&fixture().join("iterate"));
 }
 
-/// `iterations.parquet` and one SFT output folder, as `selfinstruct iterate` is to write them
-/// (columns agreed with its author; written here by hand until `iterate` exists).
+/// What `selfinstruct iterate` adds to a run folder: `iterations.parquet` (its columns, one
+/// iteration per round of the fixture run) and iteration 1's SFT metrics. Written by hand in the
+/// iterate command's layout, so the fixture run stays a plain `round` run.
 fn write_iteration_fixture(dir: &Path) {
     let _ = fs::remove_dir_all(dir);
-    fs::create_dir_all(dir.join("sft-1")).unwrap();
+    let sft = dir.join("iterations/iter-0001/sft");
+    fs::create_dir_all(&sft).unwrap();
     let mut iterations = df!(
         "iteration" => [1u32, 2],
-        "generator" => ["fixture-model", "fixture-model+sft-1"],
+        "generator" => ["base-model", "iterations/iter-0001/sft/model"],
+        "generator_sha256" => ["00", "01"],
+        "first_round" => [1u32, 2],
+        "last_round" => [1u32, 2],
+        "candidates" => [9u64, 9],
         "instructions_kept" => [5u64, 5],
+        "instructions_total" => [5u64, 10],
         "acceptance_rate" => [5.0 / 9.0, 5.0 / 9.0],
+        "drops" => ["{}", "{}"],
+        "mean_rouge_to_seed" => [Some(0.3f64), Some(0.29)],
         "sft_train_loss" => [Some(1.25f64), None],
         "sft_heldout_loss" => [Some(1.5f64), None],
+        "sft_tokens_per_s" => [Some(900.0f64), None],
+        "next_generator" => [Some("iterations/iter-0001/sft/model"), None],
+        "target_met" => [None, Some("max_iterations")],
         "wall_s" => [60.0f64, 30.0],
-        "sft_dir" => [Some("sft-1"), None],
     )
     .unwrap();
     write_parquet(&mut iterations, &dir.join("iterations.parquet")).unwrap();
@@ -206,7 +217,21 @@ fn write_iteration_fixture(dir: &Path) {
         "heldout_loss" => [None, Some(1.75f64), None, Some(1.5)],
     )
     .unwrap();
-    write_parquet(&mut metrics, &dir.join("sft-1/train_metrics.parquet")).unwrap();
+    write_parquet(&mut metrics, &sft.join("train_metrics.parquet")).unwrap();
+}
+
+/// Copies a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), dest).unwrap();
+        }
+    }
 }
 
 fn run_dir() -> PathBuf {
@@ -500,28 +525,27 @@ fn plots_and_html_report_are_written() {
 fn iterations_and_sft_loss_are_shown_when_present() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    fs::create_dir_all(run.join("sft-1")).unwrap();
-    for entry in fs::read_dir(run_dir()).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), run.join(entry.file_name())).unwrap();
-    }
-    let its = fixture().join("iterations");
-    fs::copy(
-        its.join("iterations.parquet"),
-        run.join("iterations.parquet"),
-    )
-    .unwrap();
-    fs::copy(
-        its.join("sft-1/train_metrics.parquet"),
-        run.join("sft-1/train_metrics.parquet"),
-    )
-    .unwrap();
+    copy_tree(&run_dir(), &run);
+    copy_tree(&fixture().join("iterate"), &run);
     let r = report(&[run.to_str().unwrap(), "--json"]);
     let rows = r["iterations"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["sft_train_loss"], 1.25);
     assert_eq!(rows[1]["sft_train_loss"], Value::Null);
-    assert_eq!(rows[1]["generator"], "fixture-model+sft-1");
+    assert_eq!(rows[1]["generator"], "iterations/iter-0001/sft/model");
+    // Rounds are grouped by iteration (first_round..=last_round): one funnel each.
+    let scopes: Vec<&str> = r["funnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        scopes,
+        ["round 1", "round 2", "iteration 1", "iteration 2", "all"]
+    );
+    assert_eq!(remaining(&r["funnels"][3]), remaining(&r["funnels"][1]));
+    assert_eq!(r["rounds"][1]["iteration"], 2);
     let curves = r["loss_curves"].as_array().unwrap();
     assert_eq!(curves.len(), 1);
     assert_eq!(curves[0]["points"].as_array().unwrap().len(), 4);
@@ -535,7 +559,10 @@ fn iterations_and_sft_loss_are_shown_when_present() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("1          fixture-model") && l.contains("1.2500")),
+            .any(|l| l.starts_with("1          base-model")
+                && l.contains("1-1")
+                && l.contains("1.2500")
+                && l.contains("900.0")),
         "{stdout}"
     );
     assert!(plots.join("sft_loss.png").exists());
@@ -559,11 +586,7 @@ fn bad_input_is_a_clear_error() {
     );
 
     let run = dir.path().join("run");
-    fs::create_dir_all(&run).unwrap();
-    for entry in fs::read_dir(run_dir()).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), run.join(entry.file_name())).unwrap();
-    }
+    copy_tree(&run_dir(), &run);
     let run_s = run.to_str().unwrap();
     assert_error(
         &[run_s, "--reason", "bogus"],

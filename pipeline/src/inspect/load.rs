@@ -64,19 +64,20 @@ pub struct RoundRow {
     pub tokens_per_s: f64,
 }
 
-/// One row of `iterations.parquet` (written by `selfinstruct iterate`).
+/// One row of `iterations.parquet` (written by `selfinstruct iterate`; the columns inspect uses).
 #[derive(Debug, Clone, Serialize)]
 pub struct IterationRow {
     pub iteration: u32,
     pub generator: String,
+    /// The iteration's rounds, `first_round..=last_round` (optional columns).
+    pub first_round: Option<u32>,
+    pub last_round: Option<u32>,
     pub instructions_kept: u64,
     pub acceptance_rate: f64,
     pub sft_train_loss: Option<f64>,
     pub sft_heldout_loss: Option<f64>,
+    pub sft_tokens_per_s: Option<f64>,
     pub wall_s: f64,
-    /// The SFT output folder of the iteration (optional column `sft_dir`, relative to the run).
-    #[serde(skip)]
-    pub sft_dir: Option<PathBuf>,
 }
 
 /// Everything inspect reads from a run folder.
@@ -111,6 +112,22 @@ impl Run {
         let manifest: Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not valid JSON", manifest_path.display()))?;
         let iterations_path = dir.join(ITERATIONS);
+        let iterations = if iterations_path.exists() {
+            Some(read_iterations(&iterations_path)?)
+        } else {
+            None
+        };
+        let mut rounds = read_rounds(&dir.join("rounds.parquet"))?;
+        for it in iterations.iter().flatten() {
+            if let (Some(first), Some(last)) = (it.first_round, it.last_round) {
+                for round in rounds
+                    .iter_mut()
+                    .filter(|r| (first..=last).contains(&r.round))
+                {
+                    round.iteration.get_or_insert(it.iteration);
+                }
+            }
+        }
         let start = std::time::Instant::now();
         let instructions = read_instructions(&dir.join("instructions.parquet"))?;
         tracing::debug!(elapsed = ?start.elapsed(), "instructions.parquet read");
@@ -124,12 +141,8 @@ impl Run {
             instructions,
             instances,
             rejected,
-            rounds: read_rounds(&dir.join("rounds.parquet"))?,
-            iterations: if iterations_path.exists() {
-                Some(read_iterations(&iterations_path)?)
-            } else {
-                None
-            },
+            rounds,
+            iterations,
         })
     }
 
@@ -356,30 +369,49 @@ fn read_rounds(path: &Path) -> Result<Vec<RoundRow>> {
 fn read_iterations(path: &Path) -> Result<Vec<IterationRow>> {
     let df = crate::parquet::read_parquet(path)?;
     let iterations = u32s(&df, "iteration", path)?;
+    let n = iterations.len();
+    let optional_u32s = |name: &str| -> Result<Vec<Option<u32>>> {
+        Ok(if df.column(name).is_ok() {
+            u32s(&df, name, path)?.into_iter().map(Some).collect()
+        } else {
+            vec![None; n]
+        })
+    };
+    let first_round = optional_u32s("first_round")?;
+    let last_round = optional_u32s("last_round")?;
     let generators = string_column(&df, "generator", path)?;
     let kept = u64_column(&df, "instructions_kept", path)?;
     let acceptance = f64s_or_zero(f64_column(&df, "acceptance_rate", path)?);
     let train = f64_column(&df, "sft_train_loss", path)?;
     let heldout = f64_column(&df, "sft_heldout_loss", path)?;
-    let wall = f64s_or_zero(f64_column(&df, "wall_s", path)?);
-    let sft_dirs = if df.column("sft_dir").is_ok() {
-        string_column(&df, "sft_dir", path)?
+    let sft_tokens_per_s = if df.column("sft_tokens_per_s").is_ok() {
+        f64_column(&df, "sft_tokens_per_s", path)?
     } else {
-        vec![None; iterations.len()]
+        vec![None; n]
     };
-    let run_dir = path.parent().unwrap_or(Path::new("."));
-    Ok((0..iterations.len())
+    let wall = f64s_or_zero(f64_column(&df, "wall_s", path)?);
+    Ok((0..n)
         .map(|i| IterationRow {
             iteration: iterations[i],
             generator: generators[i].clone().unwrap_or_default(),
+            first_round: first_round[i],
+            last_round: last_round[i],
             instructions_kept: kept[i],
             acceptance_rate: acceptance[i],
             sft_train_loss: train[i],
             sft_heldout_loss: heldout[i],
+            sft_tokens_per_s: sft_tokens_per_s[i],
             wall_s: wall[i],
-            sft_dir: sft_dirs[i].as_ref().map(|d| run_dir.join(d)),
         })
         .collect())
+}
+
+/// The SFT output folder of iteration `i` inside a run folder, as `selfinstruct iterate` lays it
+/// out (`iterations/iter-NNNN/sft/`).
+pub fn iteration_sft_dir(run: &Path, iteration: u32) -> PathBuf {
+    run.join("iterations")
+        .join(format!("iter-{iteration:04}"))
+        .join("sft")
 }
 
 /// One row of an SFT output folder's `train_metrics.parquet`.
@@ -390,9 +422,12 @@ pub struct TrainPoint {
     pub heldout_loss: Option<f64>,
 }
 
+/// The metrics file of an SFT output folder.
+pub const TRAIN_METRICS: &str = "train_metrics.parquet";
+
 /// The loss curve of an SFT output folder (`DIR/train_metrics.parquet`).
 pub fn read_train_metrics(dir: &Path) -> Result<Vec<TrainPoint>> {
-    let path = dir.join("train_metrics.parquet");
+    let path = dir.join(TRAIN_METRICS);
     let df = read_parquet_columns(&path, &["step", "loss", "heldout_loss"])?;
     let steps = u64_column(&df, "step", &path)?;
     let loss = f64_column(&df, "loss", &path)?;

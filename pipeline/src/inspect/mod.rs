@@ -109,7 +109,8 @@ pub fn inspect(dir: &Path, options: &Options) -> Result<Report> {
         run.iterations
             .iter()
             .flatten()
-            .filter_map(|it| it.sft_dir.clone()),
+            .map(|it| load::iteration_sft_dir(dir, it.iteration))
+            .filter(|d| d.join(load::TRAIN_METRICS).exists()),
     );
     for dir in sft_dirs {
         loss_curves.push(LossCurve {

@@ -240,11 +240,13 @@ pub fn tables(report: &Report) -> Vec<Table> {
             &[
                 "iteration",
                 "generator",
+                "rounds",
                 "kept",
                 "acceptance",
                 "kept/min",
                 "train loss",
                 "held-out loss",
+                "SFT tokens/s",
                 "wall s",
             ],
         )
@@ -253,11 +255,17 @@ pub fn tables(report: &Report) -> Vec<Table> {
             its.rows.push(vec![
                 it.iteration.to_string(),
                 it.generator.clone(),
+                match (it.first_round, it.last_round) {
+                    (Some(a), Some(b)) => format!("{a}-{b}"),
+                    _ => "-".into(),
+                },
                 it.instructions_kept.to_string(),
                 format!("{:.1}%", 100.0 * it.acceptance_rate),
                 per_minute(it.instructions_kept, it.wall_s),
                 opt(it.sft_train_loss),
                 opt(it.sft_heldout_loss),
+                it.sft_tokens_per_s
+                    .map_or("-".into(), |t| format!("{t:.1}")),
                 format!("{:.1}", it.wall_s),
             ]);
         }
