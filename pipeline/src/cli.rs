@@ -46,6 +46,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Write a local model's last-layer logits for a sequence of token ids (one forward pass).
     Logits(LogitsArgs),
+    /// Fine-tune a model (LoRA or full) on a run's accepted data and export it as a Hugging Face checkpoint.
+    Sft(SftArgs),
 }
 
 /// Tokenizer used by ROUGE-L.
@@ -221,6 +223,90 @@ pub struct LogitsArgs {
     pub out: PathBuf,
 }
 
+/// How training records become text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The checkpoint's chat template if it has one, else Alpaca.
+    Auto,
+    /// The checkpoint's chat template (user turn: instruction and input; assistant turn: output).
+    Chat,
+    /// Alpaca's sections (### Instruction / ### Input / ### Response) with EOS after the response.
+    Alpaca,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SftArgs {
+    /// Training data: a run folder (its kept instances) or a seed-format file (self-instruct JSONL or Alpaca JSON).
+    #[arg(long, value_name = "RUN_DIR|FILE")]
+    pub data: PathBuf,
+    /// With a run folder: also train on the seed tasks its manifest names.
+    #[arg(long)]
+    pub include_seeds: bool,
+    /// Model to fine-tune: a Hugging Face checkpoint folder, a .gguf file, or a Hugging Face repo id; default: the default model.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// Output folder: sft.json, train_metrics.parquet, checkpoints/ and model/ (the Hugging Face checkpoint).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// LoRA rank (adapters merged into the weights on export).
+    #[arg(long, default_value_t = 16, value_name = "R")]
+    pub lora_rank: usize,
+    /// LoRA alpha (scale = alpha / rank); default: 2 x rank.
+    #[arg(long, value_name = "A")]
+    pub lora_alpha: Option<f64>,
+    /// Dropout on the adapters' input.
+    #[arg(long, default_value_t = 0.0)]
+    pub lora_dropout: f64,
+    /// Projections that get adapters, comma-separated (q,k,v,o,gate,up,down).
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o,gate,up,down")]
+    pub lora_targets: Vec<String>,
+    /// Full fine-tuning of every weight instead of LoRA.
+    #[arg(long, conflicts_with_all = ["lora_alpha", "lora_dropout"])]
+    pub full: bool,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Peak learning rate (warmup, then cosine decay to zero); default: 2e-4 for LoRA, 2e-5 for full fine-tuning.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Share of the steps spent warming the learning rate up.
+    #[arg(long, default_value_t = 0.03)]
+    pub warmup_ratio: f64,
+    /// Tokens (without padding) per optimizer step.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_tokens: usize,
+    /// Padded tokens per forward/backward pass; a step larger than this accumulates gradients.
+    #[arg(long, default_value_t = 1024)]
+    pub micro_batch_tokens: usize,
+    /// Examples longer than this many tokens are skipped (and counted).
+    #[arg(long, default_value_t = 1024)]
+    pub max_seq_len: usize,
+    /// Share of the examples held out for the held-out loss.
+    #[arg(long, default_value_t = 0.05)]
+    pub heldout: f64,
+    /// Seed of the split, the shuffles and the adapters' initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Save a checkpoint every N steps (and at the end of every epoch).
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: usize,
+    /// Decoupled weight decay of AdamW.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Prompt format of the examples.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+    /// Continue from the newest checkpoint in --out (same data and settings).
+    #[arg(long)]
+    pub resume: bool,
+    /// Delete an earlier sft run in --out and start over.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+}
+
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -233,6 +319,7 @@ pub fn main() -> ExitCode {
         Command::Round(args) => commands::round::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
         Command::Logits(args) => commands::logits::run(&args),
+        Command::Sft(args) => commands::sft::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -13,4 +13,5 @@ pub mod prompts;
 pub mod records;
 pub mod round;
 pub mod seeds;
+pub mod sft;
 pub mod table;

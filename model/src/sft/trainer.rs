@@ -74,7 +74,8 @@ pub trait Progress {
     /// Called once before the first step this process runs.
     fn start(&mut self, _total_steps: usize, _resumed_at: usize) {}
     fn step(&mut self, _record: &StepRecord) {}
-    fn checkpoint(&mut self, _step: usize, _dir: &Path) {}
+    /// A checkpoint was written; `history` is every step so far.
+    fn checkpoint(&mut self, _step: usize, _dir: &Path, _history: &[StepRecord]) {}
     /// Polled between steps; `true` saves a checkpoint and returns early.
     fn stop_requested(&self) -> bool {
         false
@@ -296,7 +297,7 @@ pub fn train<B: AutodiffBackend>(
         if checkpoint_now {
             let dir = save_checkpoint(checkpoints, step_no, &model, &optimizer, fingerprint, &history)?;
             prune_checkpoints(checkpoints, settings.keep_checkpoints.max(1))?;
-            progress.checkpoint(step_no, &dir);
+            progress.checkpoint(step_no, &dir, &history);
         }
         if stop && step_no < total_steps {
             stopped = true;

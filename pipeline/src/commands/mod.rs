@@ -7,6 +7,7 @@ pub mod logits;
 pub mod rouge;
 pub mod round;
 pub mod seeds;
+pub mod sft;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
