@@ -6,6 +6,7 @@ pub mod commands;
 pub mod dedup;
 pub mod generator;
 pub mod input;
+pub mod iterate;
 pub mod model_source;
 pub mod parquet;
 pub mod parse;

@@ -271,8 +271,9 @@ pub fn train<B: AutodiffBackend>(
         } else {
             step_no % settings.eval_every == 0 || step_no == total_steps
         };
-        let heldout_loss = if eval_now { eval(&model)? } else { None };
+        // The step's time, without the held-out evaluation.
         let seconds = started.elapsed().as_secs_f64();
+        let heldout_loss = if eval_now { eval(&model)? } else { None };
         let tokens: usize = plan_step.micro_batches.iter().flatten().map(|&i| lengths[i]).sum();
         let record = StepRecord {
             step: step_no,

@@ -3,6 +3,7 @@
 pub mod dedup;
 pub mod generate;
 pub mod init;
+pub mod iterate;
 pub mod logits;
 pub mod rouge;
 pub mod round;

@@ -1,7 +1,7 @@
 //! `selfinstruct sft`: fine-tune with a progress bar (step, loss, tokens/s, ETA); Ctrl-C saves a
 //! checkpoint and `--resume` continues from it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model::lora::{LoraSettings, LoraTarget};
 use model::sft::{Progress, PromptFormat, StepRecord};
 
-use crate::cli::{FormatArg, SftArgs, EXIT_INTERRUPTED};
+use crate::cli::{FormatArg, SftArgs, TrainFlags, EXIT_INTERRUPTED};
 use crate::model_source::resolve_model;
 use crate::sft::{run_sft, SftOptions, SftReport};
 
@@ -32,17 +32,17 @@ pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {
 }
 
 /// The LoRA settings of the flags (`None` with `--full`).
-fn lora_of(args: &SftArgs) -> Result<Option<LoraSettings>> {
-    if args.full {
+fn lora_of(flags: &TrainFlags) -> Result<Option<LoraSettings>> {
+    if flags.full {
         return Ok(None);
     }
-    if args.lora_rank == 0 {
+    if flags.lora_rank == 0 {
         bail!("--lora-rank must be at least 1 (use --full for full fine-tuning)");
     }
-    if !(0.0..1.0).contains(&args.lora_dropout) {
-        bail!("--lora-dropout must be in [0, 1), got {}", args.lora_dropout);
+    if !(0.0..1.0).contains(&flags.lora_dropout) {
+        bail!("--lora-dropout must be in [0, 1), got {}", flags.lora_dropout);
     }
-    let targets = args
+    let targets = flags
         .lora_targets
         .iter()
         .map(|t| {
@@ -52,38 +52,50 @@ fn lora_of(args: &SftArgs) -> Result<Option<LoraSettings>> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(LoraSettings {
-        rank: args.lora_rank,
-        alpha: args.lora_alpha.unwrap_or(2.0 * args.lora_rank as f64),
-        dropout: args.lora_dropout,
+        rank: flags.lora_rank,
+        alpha: flags.lora_alpha.unwrap_or(2.0 * flags.lora_rank as f64),
+        dropout: flags.lora_dropout,
         targets,
     }))
 }
 
-/// `SftOptions` from the flags, checked.
-pub fn options(args: &SftArgs, model: &Path) -> Result<SftOptions> {
-    let lora = lora_of(args)?;
-    let mut opts = SftOptions::new(args.data.clone(), model.to_path_buf(), args.out.clone());
-    opts.lr = args.lr.unwrap_or(if lora.is_some() { 2e-4 } else { 2e-5 });
+/// `SftOptions` from the shared training flags, checked (`data`, `model`, `out` as given).
+pub fn train_options(flags: &TrainFlags, data: PathBuf, model: PathBuf, out: PathBuf, seed: u64) -> Result<SftOptions> {
+    let lora = lora_of(flags)?;
+    let mut opts = SftOptions::new(data, model, out);
+    opts.lr = flags.lr.unwrap_or(if lora.is_some() { 2e-4 } else { 2e-5 });
     opts.lora = lora;
-    opts.include_seeds = args.include_seeds;
-    opts.format = match args.format {
+    opts.format = match flags.format {
         FormatArg::Auto => None,
         FormatArg::Chat => Some(PromptFormat::ChatTemplate),
         FormatArg::Alpaca => Some(PromptFormat::Alpaca),
     };
-    opts.epochs = args.epochs;
-    opts.warmup_ratio = args.warmup_ratio;
-    opts.batch_tokens = args.batch_tokens;
-    opts.micro_batch_tokens = args.micro_batch_tokens;
-    opts.max_seq_len = args.max_seq_len;
-    opts.heldout_fraction = args.heldout;
-    opts.seed = args.seed;
-    opts.checkpoint_every = args.checkpoint_every;
-    opts.weight_decay = args.weight_decay;
-    opts.max_grad_norm = args.max_grad_norm;
+    opts.epochs = flags.epochs;
+    opts.warmup_ratio = flags.warmup_ratio;
+    opts.batch_tokens = flags.batch_tokens;
+    opts.micro_batch_tokens = flags.micro_batch_tokens;
+    opts.max_seq_len = flags.max_seq_len;
+    opts.heldout_fraction = flags.heldout;
+    opts.seed = seed;
+    opts.checkpoint_every = flags.checkpoint_every;
+    opts.weight_decay = flags.weight_decay;
+    opts.max_grad_norm = flags.max_grad_norm;
+    check(&opts)?;
+    Ok(opts)
+}
+
+/// `SftOptions` from the `sft` flags, checked.
+pub fn options(args: &SftArgs, model: &Path) -> Result<SftOptions> {
+    let mut opts = train_options(
+        &args.train,
+        args.data.clone(),
+        model.to_path_buf(),
+        args.out.clone(),
+        args.seed,
+    )?;
+    opts.include_seeds = args.include_seeds;
     opts.resume = args.resume;
     opts.force = args.force;
-    check(&opts)?;
     Ok(opts)
 }
 

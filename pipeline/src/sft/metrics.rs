@@ -17,7 +17,7 @@ pub fn metrics_frame(history: &[StepRecord]) -> Result<DataFrame> {
         Column::new(name.into(), history.iter().map(f).collect::<Vec<_>>())
     };
     let heldout: Vec<Option<f64>> = history.iter().map(|r| r.heldout_loss).collect();
-    Ok(DataFrame::new(vec![
+    Ok(DataFrame::new_infer_height(vec![
         u("step", |r| r.step),
         u("epoch", |r| r.epoch),
         x("loss", |r| r.loss),
