@@ -78,7 +78,11 @@ pub fn run(args: &IterateArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| config.generator.local.model.as_ref().map(|p| p.to_string_lossy().into_owned()));
     let base_model = resolve_model(model_arg.as_deref())?;
+    // Absolute, so the paths recorded in iterations.parquet hold from any working folder.
     let root = args.out.clone().unwrap_or_else(|| default_folder(&config));
+    let root = std::path::absolute(&root).with_context(|| format!("bad --out {}", root.display()))?;
+    let base_model = std::path::absolute(&base_model)
+        .with_context(|| format!("bad model path {}", base_model.display()))?;
     let trainer = match (args.trainer, &args.trainer_cmd) {
         (TrainerArg::Burn, None) => Trainer::Burn,
         (TrainerArg::External, Some(cmd)) => Trainer::External { command: cmd.clone() },
