@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::parquet::{
     bool_column, f64_column, list_column_map, read_parquet_columns, string_column, u64_column,
 };
+use crate::iterate::ITERATIONS;
 use crate::round::folder::MANIFEST;
+use crate::sft::METRICS;
 use crate::seeds::{load_seeds, SeedTask};
 
 /// A kept instruction (the columns of `instructions.parquet` that inspect needs).
@@ -90,9 +92,6 @@ pub struct Run {
     pub rounds: Vec<RoundRow>,
     pub iterations: Option<Vec<IterationRow>>,
 }
-
-/// The optional file of per-iteration rows at the top of a run folder.
-pub const ITERATIONS: &str = "iterations.parquet";
 
 impl Run {
     /// Reads a run folder; a missing folder, manifest or table is an error naming it.
@@ -406,14 +405,6 @@ fn read_iterations(path: &Path) -> Result<Vec<IterationRow>> {
         .collect())
 }
 
-/// The SFT output folder of iteration `i` inside a run folder, as `selfinstruct iterate` lays it
-/// out (`iterations/iter-NNNN/sft/`).
-pub fn iteration_sft_dir(run: &Path, iteration: u32) -> PathBuf {
-    run.join("iterations")
-        .join(format!("iter-{iteration:04}"))
-        .join("sft")
-}
-
 /// One row of an SFT output folder's `train_metrics.parquet`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainPoint {
@@ -422,12 +413,9 @@ pub struct TrainPoint {
     pub heldout_loss: Option<f64>,
 }
 
-/// The metrics file of an SFT output folder.
-pub const TRAIN_METRICS: &str = "train_metrics.parquet";
-
 /// The loss curve of an SFT output folder (`DIR/train_metrics.parquet`).
 pub fn read_train_metrics(dir: &Path) -> Result<Vec<TrainPoint>> {
-    let path = dir.join(TRAIN_METRICS);
+    let path = dir.join(METRICS);
     let df = read_parquet_columns(&path, &["step", "loss", "heldout_loss"])?;
     let steps = u64_column(&df, "step", &path)?;
     let loss = f64_column(&df, "loss", &path)?;

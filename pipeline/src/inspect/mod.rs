@@ -109,8 +109,8 @@ pub fn inspect(dir: &Path, options: &Options) -> Result<Report> {
         run.iterations
             .iter()
             .flatten()
-            .map(|it| load::iteration_sft_dir(dir, it.iteration))
-            .filter(|d| d.join(load::TRAIN_METRICS).exists()),
+            .map(|it| crate::iterate::sft_dir(dir, it.iteration))
+            .filter(|d| d.join(crate::sft::METRICS).exists()),
     );
     for dir in sft_dirs {
         loss_curves.push(LossCurve {
