@@ -17,14 +17,7 @@ pub struct PendingFile {
 impl PendingFile {
     /// Starts a temporary file beside `dest`.
     pub fn create(dest: &Path) -> Result<Self> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, name) = beside(dest);
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
@@ -60,6 +53,59 @@ impl PendingFile {
     }
 }
 
+/// The folder `dest` will be in, and its file name.
+fn beside(dest: &Path) -> (PathBuf, String) {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
+/// A folder being filled that only appears under its final name on [`PendingDir::commit`].
+/// Dropped without commit, the temporary folder and its contents are removed.
+pub struct PendingDir {
+    temp: tempfile::TempDir,
+    dest: PathBuf,
+}
+
+impl PendingDir {
+    /// Starts a temporary folder beside `dest`.
+    pub fn create(dest: &Path) -> Result<Self> {
+        let (dir, name) = beside(dest);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempdir_in(&dir)
+            .with_context(|| format!("cannot create a temporary folder in {}", dir.display()))?;
+        Ok(PendingDir {
+            temp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The temporary folder to fill.
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Renames the folder to its destination, replacing an existing one (which is removed only
+    /// now, when the new one is complete).
+    pub fn commit(self) -> Result<()> {
+        if self.dest.exists() {
+            std::fs::remove_dir_all(&self.dest)
+                .with_context(|| format!("cannot remove the old {}", self.dest.display()))?;
+        }
+        let dest = self.dest;
+        let temp = self.temp.keep();
+        std::fs::rename(&temp, &dest).with_context(|| format!("cannot write {}", dest.display()))
+    }
+}
+
 /// Writes `bytes` to `dest` atomically.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut pending = PendingFile::create(dest)?;
@@ -86,6 +132,24 @@ mod tests {
         }
         assert!(!dest.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn pending_dir_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("ds");
+        {
+            let p = PendingDir::create(&dest).unwrap();
+            std::fs::write(p.path().join("a"), "x").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("old"), "x").unwrap();
+        let p = PendingDir::create(&dest).unwrap();
+        std::fs::write(p.path().join("new"), "y").unwrap();
+        p.commit().unwrap();
+        assert!(dest.join("new").exists() && !dest.join("old").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub enum Command {
     Logits(LogitsArgs),
     /// Show what a run produced: the filter funnel, Table 1, ROUGE-L and verb-noun diversity, per-round/iteration metrics, samples.
     Inspect(InspectArgs),
+    /// Write a run's kept data (and optionally its seed tasks) as Alpaca, ShareGPT, messages, prompt/completion or Parquet for datasets.
+    Export(ExportArgs),
     /// Fine-tune a model (LoRA or full) on a run's accepted data and export it as a Hugging Face checkpoint.
     Sft(SftArgs),
     /// The self-improvement loop: rounds with the current generator, SFT on everything accepted, repeat until a target is met.
@@ -255,6 +257,40 @@ pub struct InspectArgs {
     pub sft: Option<PathBuf>,
 }
 
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Alpaca JSON: one array of {"instruction", "input", "output"}.
+    Alpaca,
+    /// ShareGPT JSON Lines: {"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}.
+    Sharegpt,
+    /// OpenAI-messages JSON Lines: {"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}.
+    Messages,
+    /// Prompt/completion JSON Lines: {"prompt", "completion"}.
+    PromptCompletion,
+    /// A folder the `datasets` library loads: data/train-00000-of-00001.parquet and a dataset card README.md.
+    Parquet,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The run folder.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Output file (a folder for --format parquet).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Put the seed tasks' instances (from the seed file the run's manifest names) first.
+    #[arg(long)]
+    pub include_seeds: bool,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// How training records become text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -410,6 +446,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(&args),
         Command::Logits(args) => commands::logits::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),
+        Command::Export(args) => commands::export::run(&args),
         Command::Sft(args) => commands::sft::run(&args),
         Command::Iterate(args) => commands::iterate::run(&args),
     };

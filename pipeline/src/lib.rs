@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod dedup;
+pub mod export;
 pub mod generator;
 pub mod input;
 pub mod inspect;

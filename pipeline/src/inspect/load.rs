@@ -8,13 +8,14 @@ use polars::prelude::{DataFrame, DataType};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::iterate::ITERATIONS;
 use crate::parquet::{
     bool_column, f64_column, list_column_map, read_parquet_columns, string_column, u64_column,
 };
-use crate::iterate::ITERATIONS;
 use crate::round::folder::MANIFEST;
-use crate::sft::METRICS;
 use crate::seeds::{load_seeds, SeedTask};
+use crate::sft::data::manifest_seed_file;
+use crate::sft::METRICS;
 
 /// A kept instruction (the columns of `instructions.parquet` that inspect needs).
 #[derive(Debug, Clone)]
@@ -160,31 +161,12 @@ impl Run {
         }
     }
 
-    /// The seed tasks: `explicit` if given, else the file the manifest names (as written, or,
-    /// when that path does not exist, a file of the same name inside the run folder, for run
-    /// folders that were moved with their seed file).
+    /// The seed tasks: `explicit` if given, else the file the manifest names (see
+    /// [`manifest_seed_file`]).
     pub fn seeds(&self, explicit: Option<&Path>) -> Result<(PathBuf, Vec<SeedTask>)> {
         let path = match explicit {
             Some(p) => p.to_path_buf(),
-            None => {
-                let named = self
-                    .manifest
-                    .pointer("/seed_tasks/path")
-                    .and_then(Value::as_str)
-                    .with_context(|| {
-                        format!(
-                            "{}: no seed_tasks.path (pass --seeds FILE)",
-                            self.dir.join(MANIFEST).display()
-                        )
-                    })?;
-                let named = PathBuf::from(named);
-                match named.file_name() {
-                    Some(name) if !named.exists() && self.dir.join(name).exists() => {
-                        self.dir.join(name)
-                    }
-                    _ => named,
-                }
-            }
+            None => manifest_seed_file(&self.dir).context("pass --seeds FILE")?,
         };
         let (tasks, _) = load_seeds(&path)
             .with_context(|| format!("seed file of the run {}", self.dir.display()))?;

@@ -44,7 +44,8 @@ fn seed_records(tasks: &[SeedTask]) -> Vec<SourcedRecord> {
         .collect()
 }
 
-/// The seed file a run folder's manifest names.
+/// The seed file a run folder's manifest names: the path as written, or, when that does not
+/// exist, a file of the same name inside the run folder (a run folder moved with its seed file).
 pub fn manifest_seed_file(run_dir: &Path) -> Result<PathBuf> {
     let path = run_dir.join("manifest.json");
     let text =
@@ -55,7 +56,11 @@ pub fn manifest_seed_file(run_dir: &Path) -> Result<PathBuf> {
         .pointer("/seed_tasks/path")
         .and_then(|v| v.as_str())
         .with_context(|| format!("{}: no seed_tasks.path", path.display()))?;
-    Ok(PathBuf::from(seed))
+    let named = PathBuf::from(seed);
+    Ok(match named.file_name() {
+        Some(name) if !named.exists() && run_dir.join(name).is_file() => run_dir.join(name),
+        _ => named,
+    })
 }
 
 /// Kept instances of a run folder, in instruction order.
