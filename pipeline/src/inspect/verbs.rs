@@ -176,13 +176,15 @@ pub fn verb_noun_summary<'a>(
             *pairs.entry(pair).or_default() += 1;
         }
     }
-    let mut by_verb: HashMap<&str, (u64, Vec<(&str, u64)>)> = HashMap::new();
+    // Per verb: instructions with an object, and each noun's count.
+    type Objects<'a> = (u64, Vec<(&'a str, u64)>);
+    let mut by_verb: HashMap<&str, Objects<'_>> = HashMap::new();
     for ((verb, noun), &n) in &pairs {
         let entry = by_verb.entry(verb).or_default();
         entry.0 += n;
         entry.1.push((noun, n));
     }
-    let mut ranked: Vec<(&str, (u64, Vec<(&str, u64)>))> = by_verb.into_iter().collect();
+    let mut ranked: Vec<(&str, Objects<'_>)> = by_verb.into_iter().collect();
     ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
     let unique_verbs = ranked.len() as u64;
     let top = ranked
