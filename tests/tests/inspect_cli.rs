@@ -612,3 +612,45 @@ fn bad_input_is_a_clear_error() {
     .unwrap();
     assert_error(&[run_s], "seeds.jsonl:1");
 }
+
+/// A run with no kept instruction (every table empty but the rejections) still gives every table
+/// and plot, and the funnel that no longer adds up is reported, not hidden.
+#[test]
+fn empty_run_and_inconsistent_tables_are_reported() {
+    use pipeline::round::tables::{instances_frame, instructions_frame};
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    copy_tree(&run_dir(), &run);
+    write_parquet(
+        &mut instructions_frame(&[]).unwrap(),
+        &run.join("instructions.parquet"),
+    )
+    .unwrap();
+    write_parquet(
+        &mut instances_frame(&[]).unwrap(),
+        &run.join("instances.parquet"),
+    )
+    .unwrap();
+    let plots = dir.path().join("plots");
+    let html = dir.path().join("r.html");
+    let (code, stdout, stderr) = inspect(&[
+        run.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let fields = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| fields(l) == ["instructions", "0", "52445"]),
+        "{stdout}"
+    );
+    // rounds.parquet still says 10 were kept: the tables disagree, and inspect says so.
+    let warning = "warning: rounds.parquet keeps 10 instructions but instructions.parquet has 0";
+    assert!(stdout.lines().any(|l| l == warning), "{stdout}");
+    assert!(fs::read_to_string(&html).unwrap().contains(&warning[9..]));
+    assert!(plots.join("verb_noun.png").exists() && html.exists());
+}

@@ -40,12 +40,10 @@ pub fn render_html(report: &Report) -> Result<String> {
         escape(&report.seed_file),
         report.seed_tasks
     ));
-    for f in report.funnels.iter().filter(|f| !f.consistent()) {
+    for warning in &report.warnings {
         body.push_str(&format!(
-            "<p class=\"warn\">{}: rounds.parquet keeps {}, but the candidates minus their rejections leave {}</p>\n",
-            escape(&f.scope),
-            f.kept,
-            f.steps.last().map_or(0, |s| s.remaining)
+            "<p class=\"warn\">warning: {}</p>\n",
+            escape(warning)
         ));
     }
     body.push_str("<h2>Charts</h2>\n");

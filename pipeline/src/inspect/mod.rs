@@ -86,6 +86,8 @@ pub struct Report {
     pub iterations: Option<Vec<IterationRow>>,
     pub loss_curves: Vec<LossCurve>,
     pub samples: Samples,
+    /// Places where the run's tables disagree with each other.
+    pub warnings: Vec<String>,
 }
 
 /// Reads a run folder and computes its report.
@@ -124,6 +126,7 @@ pub fn inspect(dir: &Path, options: &Options) -> Result<Report> {
     tracing::debug!(elapsed = ?start.elapsed(), "funnels");
     let table1 = stats::table1(&run.instructions, &run.instances);
     tracing::debug!(elapsed = ?start.elapsed(), "Table 1");
+    let warnings = warnings(&funnels, run.instructions.len() as u64);
     Ok(Report {
         run_dir: dir.display().to_string(),
         generator: run.generator(),
@@ -137,7 +140,34 @@ pub fn inspect(dir: &Path, options: &Options) -> Result<Report> {
         iterations: run.iterations,
         loss_curves,
         samples,
+        warnings,
     })
+}
+
+/// The checks of `pipeline/ROUND.md`'s funnel invariant, per scope, and of the run's kept count
+/// against `instructions.parquet`.
+fn warnings(funnels: &[Funnel], instructions: u64) -> Vec<String> {
+    let mut out: Vec<String> = funnels
+        .iter()
+        .filter(|f| !f.consistent())
+        .map(|f| {
+            format!(
+                "{}: rounds.parquet keeps {} but the candidates minus their rejections leave {}",
+                f.scope,
+                f.kept,
+                f.steps.last().map_or(0, |s| s.remaining)
+            )
+        })
+        .collect();
+    if let Some(all) = funnels.last() {
+        if all.kept != instructions {
+            out.push(format!(
+                "rounds.parquet keeps {} instructions but instructions.parquet has {instructions}",
+                all.kept
+            ));
+        }
+    }
+    out
 }
 
 /// `n` indices spread evenly over `0..len` (all of them when `len <= n`).

@@ -345,15 +345,8 @@ pub fn render_text(report: &Report) -> String {
         report.seed_file,
         report.seed_tasks
     );
-    for f in &report.funnels {
-        if !f.consistent() {
-            out.push_str(&format!(
-                "warning: {}: rounds.parquet keeps {} but the candidates minus their rejections leave {}\n",
-                f.scope,
-                f.kept,
-                f.steps.last().map_or(0, |s| s.remaining)
-            ));
-        }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     for table in tables(report) {
         out.push('\n');
