@@ -255,6 +255,9 @@ pub struct SftArgs {
     pub seed: u64,
     #[command(flatten)]
     pub train: TrainFlags,
+    /// Also write the tokenized examples as JSON Lines of {"input_ids", "loss_mask"} (what is learned, per token) to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub write_examples: Option<PathBuf>,
     /// Continue from the newest checkpoint in --out (same data and settings).
     #[arg(long)]
     pub resume: bool,
@@ -284,6 +287,9 @@ pub struct TrainFlags {
     /// Passes over the training data.
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
+    /// Stop after this many optimizer steps (the learning-rate schedule spans them).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
     /// Peak learning rate (warmup, then cosine decay to zero); default: 2e-4 for LoRA, 2e-5 for full fine-tuning.
     #[arg(long)]
     pub lr: Option<f64>,
