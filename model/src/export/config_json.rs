@@ -132,5 +132,10 @@ pub(super) fn from_scratch(
         }
     }
     m.extend(network_keys(config, tied, dtype)?);
+    // GGUF stores eps as f32: write 1e-5, not its f64 widening 9.999999747378752e-6.
+    let eps = config.rms_norm_eps();
+    if let Ok(short) = (eps as f32).to_string().parse::<f64>() {
+        m.insert("rms_norm_eps".into(), json!(short));
+    }
     Ok(Value::Object(m))
 }
