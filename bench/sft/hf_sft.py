@@ -20,8 +20,10 @@ lr * (1 + cos(pi * (s - W) / (N - W))) / 2 for N = `--steps` (`--schedule consta
 
 Timing: model loading and the first step (a warm-up: first-touch allocations, thread pools) are
 excluded; `seconds` covers steps 2..N, and `tokens`/`trained_tokens` count those steps only.
-`tokens` = non-pad input tokens, `trained_tokens` = target tokens (loss_mask 1). Peak RSS is the
-process's maximum resident set over the whole run (model load included).
+`tokens` = non-pad input tokens, `trained_tokens` = target tokens (loss_mask 1). `peak_rss_mb`
+is the process's maximum resident set over the whole run (loading a GGUF alone takes GBs);
+`train_peak_rss_mb` is the maximum from the first step on (Linux: the high-water mark is reset
+through /proc/self/clear_refs after loading; null where that is not possible).
 
     python bench/sft/hf_sft.py --model DIR_OR_GGUF --data data.jsonl --steps 10 --batch-size 4 \\
         --lora-rank 8 --lora-alpha 16 --threads 2
@@ -30,8 +32,10 @@ process's maximum resident set over the whole run (model load included).
 dequantised to f32). Per step it prints one line; at the end one JSON line with the results.
 """
 import argparse
+import gc
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -90,7 +94,6 @@ def read_data(path):
 def load_model(path, attn):
     kwargs = dict(dtype=torch.float32, attn_implementation=attn)
     if path.endswith(".gguf"):
-        import os
         directory, file = os.path.split(os.path.abspath(path))
         return AutoModelForCausalLM.from_pretrained(directory, gguf_file=file, **kwargs)
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -112,6 +115,28 @@ def batches(examples, batch_size, pad_id):
             attention[r, :n] = 1
             labels[r, :n] = torch.where(torch.tensor(mask) == 1, torch.tensor(ids), torch.tensor(-100))
         yield input_ids, attention, labels
+
+
+def reset_peak_rss():
+    """Resets the kernel's resident-set high-water mark (Linux >= 4.0); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb():
+    """VmHWM of /proc/self/status in MiB, or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def lr_factor(step, warmup, total, schedule):
@@ -153,6 +178,8 @@ def main():
           f"attention {args.attn}; {mode}; trainable {trainable:,} of {total_params:,} parameters; "
           f"{len(examples)} examples, batch {args.batch_size}; load {load_seconds:.1f} s", flush=True)
 
+    gc.collect()
+    peak_reset = reset_peak_rss()
     tokens = trained = 0
     timed = 0.0
     warmup_seconds = None
@@ -183,7 +210,8 @@ def main():
               f"lr {lr:.2e}  tokens {n_tokens}  trained {n_trained}  "
               f"{seconds:.2f} s{' (warm-up, not timed)' if step == 0 else ''}", flush=True)
 
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    whole_run_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    train_peak = peak_rss_mb() if peak_reset else None
     result = {
         "tool": "transformers+peft" if not args.full else "transformers",
         "transformers": transformers.__version__,
@@ -204,7 +232,8 @@ def main():
         "warmup_step_seconds": round(warmup_seconds, 3) if warmup_seconds is not None else None,
         "load_seconds": round(load_seconds, 2),
         "final_loss": round(loss_value, 5),
-        "peak_rss_mb": round(peak_rss_mb, 1),
+        "peak_rss_mb": round(whole_run_peak, 1),
+        "train_peak_rss_mb": round(train_peak, 1) if train_peak is not None else None,
     }
     print(json.dumps(result))
 
