@@ -7,6 +7,8 @@
 //! file the whole config is written here. Either way the keys that describe the network are
 //! written from the [`Config`] the model was built with.
 
+use std::path::Path;
+
 use serde_json::{json, Map, Value};
 
 use super::{ExportDtype, ExportError};
@@ -88,6 +90,20 @@ fn network_keys(
     m.insert("torch_dtype".into(), json!(dtype.torch_name()));
     m.insert("dtype".into(), json!(dtype.torch_name()));
     Ok(m)
+}
+
+/// The JSON object of the source folder's `config.json`.
+pub(super) fn read_source(path: &Path) -> Result<Map<String, Value>, ExportError> {
+    let text = std::fs::read_to_string(path).map_err(super::io(path, "read"))?;
+    let source = |message: String| ExportError::Source {
+        path: path.to_path_buf(),
+        message,
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(source("not a JSON object".into())),
+        Err(e) => Err(source(e.to_string())),
+    }
 }
 
 /// `config.json` for a model loaded from the Hugging Face `source` config (its JSON object).
