@@ -13,7 +13,7 @@ use burn::tensor::{Bool, Tensor, TensorData};
 
 use crate::cache::LayerKv;
 use crate::config::AttentionImpl;
-use crate::linear::forward_rows;
+use crate::lora::{project, Lora};
 use crate::norm::RmsNorm;
 use crate::rope::{apply_rotary, RopeTables};
 
@@ -45,6 +45,11 @@ pub struct Attention<B: Backend> {
     pub q_norm: Option<RmsNorm<B>>,
     /// Qwen3: RMSNorm over each key head, `[head_dim]`.
     pub k_norm: Option<RmsNorm<B>>,
+    /// LoRA adapters beside the projections (`None` unless fine-tuning with LoRA).
+    pub q_lora: Option<Lora<B>>,
+    pub k_lora: Option<Lora<B>>,
+    pub v_lora: Option<Lora<B>>,
+    pub o_lora: Option<Lora<B>>,
     #[module(skip)]
     pub settings: AttentionSettings,
 }
@@ -125,9 +130,9 @@ impl<B: Backend> Attention<B> {
         let [b, s, _] = x.dims();
         let (h, kvh, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         // [b, s, h * d] -> [b, s, h, d] (per-head norm here, as Qwen3) -> [b, h, s, d]
-        let mut q = forward_rows(&self.q_proj, x.clone()).reshape([b, s, h, d]);
-        let mut k = forward_rows(&self.k_proj, x.clone()).reshape([b, s, kvh, d]);
-        let v = forward_rows(&self.v_proj, x)
+        let mut q = project(&self.q_proj, self.q_lora.as_ref(), x.clone()).reshape([b, s, h, d]);
+        let mut k = project(&self.k_proj, self.k_lora.as_ref(), x.clone()).reshape([b, s, kvh, d]);
+        let v = project(&self.v_proj, self.v_lora.as_ref(), x)
             .reshape([b, s, kvh, d])
             .swap_dims(1, 2);
         if let Some(norm) = &self.q_norm {
@@ -187,7 +192,11 @@ impl<B: Backend> Attention<B> {
         };
         let out = out.reshape([b, h, s, d]);
         // [b, h, s, d] -> [b, s, h * d]
-        forward_rows(&self.o_proj, out.swap_dims(1, 2).reshape([b, s, h * d]))
+        project(
+            &self.o_proj,
+            self.o_lora.as_ref(),
+            out.swap_dims(1, 2).reshape([b, s, h * d]),
+        )
     }
 }
 

@@ -33,6 +33,10 @@ fn attn(s: AttentionSettings, seed: u64) -> Attention<B> {
         o_proj: rand_linear(hidden, h * d, false, seed + 30, &dev),
         q_norm: None,
         k_norm: None,
+        q_lora: None,
+        k_lora: None,
+        v_lora: None,
+        o_lora: None,
         settings: s,
     }
 }

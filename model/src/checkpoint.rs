@@ -77,6 +77,25 @@ impl ModelIdentity {
     }
 }
 
+/// The weights' SHA-256 of a checkpoint without loading it: a GGUF file's own hash, or for a
+/// folder the hash [`ModelIdentity::weights_sha256`] gives over its `*.safetensors` files.
+pub fn checkpoint_sha256(path: &Path) -> Result<String, LoadError> {
+    if !path.is_dir() {
+        return sha256_file(path);
+    }
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    let identity = ModelIdentity::new(path, CheckpointKind::HfFolder, files);
+    identity.weights_sha256().map(str::to_owned)
+}
+
 /// Hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String, LoadError> {
     let io = |source| LoadError::Io {

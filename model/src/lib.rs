@@ -22,11 +22,13 @@ pub mod layer;
 pub mod linear;
 pub mod load;
 pub mod load_gguf;
+pub mod lora;
 pub mod mlp;
 pub mod model;
 pub mod norm;
 pub mod rope;
 pub mod sampler;
+pub mod sft;
 pub mod tokenizer;
 pub mod weights;
 

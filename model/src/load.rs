@@ -132,6 +132,10 @@ pub fn build_model<B: Backend, S: TensorSource>(
             o_proj: r.linear(&format!("{p}.self_attn.o_proj"), hidden, h * d, o_bias)?,
             q_norm,
             k_norm,
+            q_lora: None,
+            k_lora: None,
+            v_lora: None,
+            o_lora: None,
             settings: AttentionSettings {
                 num_heads: h,
                 num_kv_heads: kvh,
@@ -145,6 +149,9 @@ pub fn build_model<B: Backend, S: TensorSource>(
             gate_proj: r.linear(&format!("{p}.mlp.gate_proj"), inter, hidden, mlp_bias)?,
             up_proj: r.linear(&format!("{p}.mlp.up_proj"), inter, hidden, mlp_bias)?,
             down_proj: r.linear(&format!("{p}.mlp.down_proj"), hidden, inter, mlp_bias)?,
+            gate_lora: None,
+            up_lora: None,
+            down_lora: None,
         };
         layers.push(DecoderLayer {
             self_attn,

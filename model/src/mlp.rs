@@ -6,7 +6,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::linear::forward_rows;
+use crate::lora::{project, Lora};
 
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
 #[derive(Module, Debug)]
@@ -17,13 +17,18 @@ pub struct Mlp<B: Backend> {
     pub up_proj: Linear<B>,
     /// `[intermediate, hidden]`
     pub down_proj: Linear<B>,
+    /// LoRA adapters beside the projections (`None` unless fine-tuning with LoRA).
+    pub gate_lora: Option<Lora<B>>,
+    pub up_lora: Option<Lora<B>>,
+    pub down_lora: Option<Lora<B>>,
 }
 
 impl<B: Backend> Mlp<B> {
     /// `x`: `[batch, seq, hidden]` -> `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(forward_rows(&self.gate_proj, x.clone()));
-        forward_rows(&self.down_proj, gate * forward_rows(&self.up_proj, x))
+        let gate = silu(project(&self.gate_proj, self.gate_lora.as_ref(), x.clone()));
+        let up = project(&self.up_proj, self.up_lora.as_ref(), x);
+        project(&self.down_proj, self.down_lora.as_ref(), gate * up)
     }
 }
 
@@ -43,6 +48,9 @@ mod tests {
             gate_proj: linear_from(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], [3, 2], None, &device),
             up_proj: linear_from(&[2.0, 0.0, 0.0, 2.0, 1.0, -1.0], [3, 2], None, &device),
             down_proj: linear_from(&[1.0, 1.0, 1.0, 0.0, 1.0, 0.0], [2, 3], None, &device),
+            gate_lora: None,
+            up_lora: None,
+            down_lora: None,
         };
         let x =
             Tensor::<Flex, 3>::from_data(TensorData::new(vec![1.0f32, -2.0], [1, 1, 2]), &device);

@@ -55,3 +55,16 @@ pub fn randn<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) 
 pub fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
     (a - b).abs().max().into_scalar().elem()
 }
+
+/// A committed fixture checkpoint (`tests/fixtures/models/<name>`), loaded on `B`.
+pub fn fixture_model<B: Backend>(name: &str) -> crate::Model<B> {
+    fixture_checkpoint::<B>(name).model
+}
+
+/// A committed fixture checkpoint with its tokenizer and config.
+pub fn fixture_checkpoint<B: Backend>(name: &str) -> crate::LoadedModel<B> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name);
+    crate::load_any::<B>(&dir, &Default::default()).unwrap()
+}

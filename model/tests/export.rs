@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use model::chat_template::ChatMessage;
 use model::export::{export_hf, ExportDtype, ExportError, ExportOptions};
+use model::lora::{attach_lora, merge_lora, LoraSettings, LoraTarget};
 use model::{load_any, LoadedModel};
 use safetensors::SafeTensors;
 use serde_json::json;
@@ -419,6 +420,38 @@ fn features_transformers_lacks_are_refused_before_writing() {
     assert!(matches!(err, ExportError::Inconsistent { .. }), "{err}");
     assert!(err.to_string().contains("q_proj.bias"), "{err}");
     assert!(entries(tmp.path()).is_empty());
+
+    // Attached LoRA adapters must be merged first; merged, the model exports.
+    let settings = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: vec![LoraTarget::V, LoraTarget::Down],
+    };
+    let adapted = attach_lora(loaded.model, &settings);
+    let err = export_hf(
+        &adapted,
+        &loaded.config,
+        &source,
+        &out,
+        &ExportOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ExportError::UnmergedAdapter { .. }), "{err}");
+    assert!(
+        err.to_string().contains("model.layers.0.self_attn.v_proj"),
+        "{err}"
+    );
+    assert!(entries(tmp.path()).is_empty());
+    let merged = merge_lora(adapted);
+    export_hf(
+        &merged,
+        &loaded.config,
+        &source,
+        &out,
+        &ExportOptions::default(),
+    )
+    .unwrap();
 }
 
 /// Texts whose ids transformers' tokenizer must reproduce: spaces, digits, newlines, accents,

@@ -1,7 +1,7 @@
 //! The command line: the only place that knows clap. Every flag has a doc line; `--help` is
 //! generated from them.
 //!
-//! Exit codes: 0 success; 1 a run ended without meeting its target (reserved for `iterate`);
+//! Exit codes: 0 success; 1 `iterate` used its budget without meeting a target;
 //! 2 an error (bad input, bad flags, I/O), with the reason on stderr; 130 stopped by Ctrl-C
 //! (`round`: what was complete is saved, and rerunning the same command resumes).
 
@@ -48,6 +48,10 @@ pub enum Command {
     Logits(LogitsArgs),
     /// Write a model (e.g. a GGUF file) as a Hugging Face checkpoint folder that transformers and vLLM load as it is.
     ExportModel(ExportModelArgs),
+    /// Fine-tune a model (LoRA or full) on a run's accepted data and export it as a Hugging Face checkpoint.
+    Sft(SftArgs),
+    /// The self-improvement loop: rounds with the current generator, SFT on everything accepted, repeat until a target is met.
+    Iterate(IterateArgs),
 }
 
 /// Tokenizer used by ROUGE-L.
@@ -248,6 +252,148 @@ pub struct ExportModelArgs {
     pub force: bool,
 }
 
+/// How training records become text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The checkpoint's chat template if it has one, else Alpaca.
+    Auto,
+    /// The checkpoint's chat template (user turn: instruction and input; assistant turn: output).
+    Chat,
+    /// Alpaca's sections (### Instruction / ### Input / ### Response) with EOS after the response.
+    Alpaca,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SftArgs {
+    /// Training data: a run folder (its kept instances) or a seed-format file (self-instruct JSONL or Alpaca JSON).
+    #[arg(long, value_name = "RUN_DIR|FILE")]
+    pub data: PathBuf,
+    /// With a run folder: also train on the seed tasks its manifest names.
+    #[arg(long)]
+    pub include_seeds: bool,
+    /// Model to fine-tune: a Hugging Face checkpoint folder, a .gguf file, or a Hugging Face repo id; default: the default model.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// Output folder: sft.json, train_metrics.parquet, checkpoints/ and model/ (the Hugging Face checkpoint).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seed of the split, the shuffles and the adapters' initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub train: TrainFlags,
+    /// Continue from the newest checkpoint in --out (same data and settings).
+    #[arg(long)]
+    pub resume: bool,
+    /// Delete an earlier sft run in --out and start over.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+}
+
+/// Fine-tuning settings shared by `sft` and `iterate`.
+#[derive(Debug, clap::Args)]
+pub struct TrainFlags {
+    /// LoRA rank (adapters merged into the weights on export).
+    #[arg(long, default_value_t = 16, value_name = "R")]
+    pub lora_rank: usize,
+    /// LoRA alpha (scale = alpha / rank); default: 2 x rank.
+    #[arg(long, value_name = "A")]
+    pub lora_alpha: Option<f64>,
+    /// Dropout on the adapters' input.
+    #[arg(long, default_value_t = 0.0)]
+    pub lora_dropout: f64,
+    /// Projections that get adapters, comma-separated (q,k,v,o,gate,up,down).
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o,gate,up,down")]
+    pub lora_targets: Vec<String>,
+    /// Full fine-tuning of every weight instead of LoRA.
+    #[arg(long, conflicts_with_all = ["lora_alpha", "lora_dropout"])]
+    pub full: bool,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Peak learning rate (warmup, then cosine decay to zero); default: 2e-4 for LoRA, 2e-5 for full fine-tuning.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Share of the steps spent warming the learning rate up.
+    #[arg(long, default_value_t = 0.03)]
+    pub warmup_ratio: f64,
+    /// Tokens (without padding) per optimizer step.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_tokens: usize,
+    /// Padded tokens per forward/backward pass; a step larger than this accumulates gradients.
+    #[arg(long, default_value_t = 1024)]
+    pub micro_batch_tokens: usize,
+    /// Examples longer than this many tokens are skipped (and counted).
+    #[arg(long, default_value_t = 1024)]
+    pub max_seq_len: usize,
+    /// Share of the examples held out for the held-out loss.
+    #[arg(long, default_value_t = 0.05)]
+    pub heldout: f64,
+    /// Save a checkpoint every N steps (and at the end of every epoch).
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: usize,
+    /// Decoupled weight decay of AdamW.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Prompt format of the examples.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+}
+
+/// Who fine-tunes the generator between iterations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainerArg {
+    /// The built-in burn trainer (LoRA or full, on this machine).
+    Burn,
+    /// --trainer-cmd: a shell command that trains on the exported data and writes a Hugging Face checkpoint.
+    External,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IterateArgs {
+    /// Pipeline config (see `selfinstruct init`); default: ./pipeline.toml if it exists, else the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Base model (generates the first iteration; every SFT starts from it): a Hugging Face folder, a .gguf file or a repo id; default: generator.local.model of the config, else the default model.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// The run folder (default: run.out_dir/run.name of the config).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Rounds generated by each iteration's generator (default: run.rounds of the config).
+    #[arg(long, value_name = "N")]
+    pub rounds_per_iteration: Option<u32>,
+    /// Instruction-generation prompts per round.
+    #[arg(long, value_name = "N")]
+    pub prompts_per_round: Option<usize>,
+    /// Stop after this many iterations (exit 1 if no target was met by then).
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub max_iterations: u32,
+    /// Target: the run holds at least this many kept instructions.
+    #[arg(long, value_name = "N")]
+    pub target_instructions: Option<u64>,
+    /// Target: an iteration keeps at least this share of its candidates (0-1).
+    #[arg(long, value_name = "A")]
+    pub target_acceptance: Option<f64>,
+    /// Who fine-tunes between iterations.
+    #[arg(long, value_enum, default_value_t = TrainerArg::Burn)]
+    pub trainer: TrainerArg,
+    /// With --trainer external: the shell command (see the README: $SELFINSTRUCT_MESSAGES, $SELFINSTRUCT_ALPACA, $SELFINSTRUCT_BASE_MODEL, $SELFINSTRUCT_OUTPUT_DIR).
+    #[arg(long, value_name = "CMD")]
+    pub trainer_cmd: Option<String>,
+    /// Run seed (rounds and SFT).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub train: TrainFlags,
+    /// Delete a loop (or run) with different settings at --out and start over.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -261,6 +407,8 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(&args),
         Command::Logits(args) => commands::logits::run(&args),
         Command::ExportModel(args) => commands::export_model::run(&args),
+        Command::Sft(args) => commands::sft::run(&args),
+        Command::Iterate(args) => commands::iterate::run(&args),
     };
     match result {
         Ok(code) => code,

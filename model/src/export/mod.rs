@@ -51,6 +51,8 @@ pub enum ExportError {
     NotExpressible(String),
     #[error("tensor `{tensor}`: {message}")]
     Inconsistent { tensor: String, message: String },
+    #[error("`{tensor}` has a LoRA adapter attached; merge the adapters into the base weights first (model::lora::merge_lora)")]
+    UnmergedAdapter { tensor: String },
     #[error("the config.json to be written does not validate: {0}")]
     WrittenConfig(ConfigError),
     #[error(transparent)]
@@ -139,7 +141,8 @@ pub struct ExportSummary {
 /// From a folder, the tokenizer and generation files are copied through (see
 /// [`COPIED_FILES`]) and its `config.json` is the starting point of the new one; from a GGUF
 /// file, they are written from its metadata. The model must be in the plain architecture:
-/// adapters (LoRA) are merged into the base weights before calling this.
+/// LoRA adapters are merged into the base weights first ([`crate::lora::merge_lora`]); an
+/// attached adapter is an error.
 pub fn export_hf<B: Backend>(
     model: &Model<B>,
     config: &Config,

@@ -4,10 +4,12 @@ pub mod dedup;
 pub mod export_model;
 pub mod generate;
 pub mod init;
+pub mod iterate;
 pub mod logits;
 pub mod rouge;
 pub mod round;
 pub mod seeds;
+pub mod sft;
 
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -62,17 +62,22 @@ pub fn run(args: &RoundArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The config file (or the defaults) with the command line's overrides, validated.
-fn config_from(args: &RoundArgs) -> Result<PipelineConfig> {
+/// `--config FILE`, else ./pipeline.toml if it exists, else the built-in defaults.
+pub(crate) fn load_config(file: Option<&Path>) -> Result<PipelineConfig> {
     let default_file = Path::new("pipeline.toml");
-    let mut config = match &args.config {
-        Some(path) => PipelineConfig::load(path)?,
+    match file {
+        Some(path) => PipelineConfig::load(path),
         None if default_file.exists() => {
             tracing::info!("using ./pipeline.toml");
-            PipelineConfig::load(default_file)?
+            PipelineConfig::load(default_file)
         }
-        None => PipelineConfig::default(),
-    };
+        None => Ok(PipelineConfig::default()),
+    }
+}
+
+/// The config file (or the defaults) with the command line's overrides, validated.
+fn config_from(args: &RoundArgs) -> Result<PipelineConfig> {
+    let mut config = load_config(args.config.as_deref())?;
     if let Some(n) = args.rounds {
         config.run.rounds = n;
     }
@@ -107,7 +112,7 @@ fn config_from(args: &RoundArgs) -> Result<PipelineConfig> {
 
 /// Progress on stderr: one bar per step, with tokens/s and the round's funnel so far.
 #[derive(Default)]
-struct Bars {
+pub(crate) struct Bars {
     state: Mutex<BarState>,
 }
 
@@ -138,7 +143,7 @@ impl BarState {
 }
 
 impl Bars {
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Ok(mut s) = self.state.lock() {
             if let Some(bar) = s.bar.take() {
                 bar.finish_and_clear();

@@ -281,11 +281,13 @@ fn differences(old: &Value, new: &Value) -> Vec<String> {
 }
 
 /// Whether `dir` holds anything.
+/// Whether `dir` holds anything but the files `selfinstruct iterate` keeps beside a run.
 fn has_entries(dir: &Path) -> Result<bool> {
+    const LOOP_FILES: [&str; 3] = ["iterate.json", "iterations.parquet", "iterations"];
     Ok(std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
-        .next()
-        .is_some())
+        .filter_map(|e| e.ok())
+        .any(|e| !LOOP_FILES.contains(&e.file_name().to_string_lossy().as_ref())))
 }
 
 /// Removes what a run writes in its folder (and nothing else).
