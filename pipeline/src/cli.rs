@@ -46,6 +46,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Write a local model's last-layer logits for a sequence of token ids (one forward pass).
     Logits(LogitsArgs),
+    /// Write a model (e.g. a GGUF file) as a Hugging Face checkpoint folder that transformers and vLLM load as it is.
+    ExportModel(ExportModelArgs),
     /// Fine-tune a model (LoRA or full) on a run's accepted data and export it as a Hugging Face checkpoint.
     Sft(SftArgs),
     /// The self-improvement loop: rounds with the current generator, SFT on everything accepted, repeat until a target is met.
@@ -225,6 +227,31 @@ pub struct LogitsArgs {
     pub out: PathBuf,
 }
 
+/// Weight precision of an exported checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit floats: the model's own precision, reloaded bit for bit.
+    F32,
+    /// bfloat16: half the size, rounded to nearest even.
+    Bf16,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportModelArgs {
+    /// Model: a Hugging Face checkpoint folder, a .gguf file, or a Hugging Face repo id (owner/name); default: the default model.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// Destination folder; must not exist or be empty (see --force). Written in a temporary folder beside it, then renamed.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Weight precision.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// Replace a non-empty destination folder (once the new one is complete).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// How training records become text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -385,6 +412,7 @@ pub fn main() -> ExitCode {
         Command::Round(args) => commands::round::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
         Command::Logits(args) => commands::logits::run(&args),
+        Command::ExportModel(args) => commands::export_model::run(&args),
         Command::Sft(args) => commands::sft::run(&args),
         Command::Iterate(args) => commands::iterate::run(&args),
     };

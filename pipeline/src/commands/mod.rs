@@ -1,6 +1,7 @@
 //! One module per CLI command: argument handling, files and terminal output around the library.
 
 pub mod dedup;
+pub mod export_model;
 pub mod generate;
 pub mod init;
 pub mod iterate;
