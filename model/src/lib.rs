@@ -4,8 +4,8 @@
 //! [`model`] (whose module doc lists every architecture feature and the test that pins it);
 //! [`weights`] and [`load`] read Hugging Face checkpoints, [`load_gguf`] GGUF files through the
 //! same builder, and [`checkpoint::load_any`] either, with tokenizer and EOS ids; [`cache`],
-//! [`generate`] and [`engine`] decode; [`export`] writes a model back out as a Hugging Face
-//! checkpoint.
+//! [`generate`] and [`engine`] decode; [`sft`] fine-tunes (with [`lora`] adapters or every
+//! weight) and [`export`] writes a model back out as a Hugging Face checkpoint.
 
 pub mod attention;
 pub mod batch;

@@ -3,6 +3,18 @@
 //! logits bit for bit in f32; the GGUF export is the original HF checkpoint (q/k rows
 //! un-permuted) with a tokenizer that encodes and renders chats as the GGUF's; destinations are
 //! never half-written or clobbered.
+//!
+//! The ignored test at the end writes exports and this tool's outputs on them for
+//! `tests/fixtures/export/check_transformers.py`, which loads each with transformers:
+//!
+//! ```text
+//! EXPORT_CHECK_DIR=/tmp/export-check SMOLLM_GGUF=/path/SmolLM2-135M-Instruct.Q4_1.gguf \
+//!     cargo test -p model --test export -- --ignored --nocapture
+//! ```
+//!
+//! For each export `DIR/<name>/` it writes `DIR/<name>.ours.json` (input ids, logits shape,
+//! token ids of a few texts, a rendered chat and its ids) and `DIR/<name>.logits.f32`
+//! (little-endian f32 `[positions, vocab]`), computed by reloading the export with `load_any`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,8 +23,10 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use model::chat_template::ChatMessage;
 use model::export::{export_hf, ExportDtype, ExportError, ExportOptions};
+use model::lora::{attach_lora, merge_lora, LoraSettings, LoraTarget};
 use model::{load_any, LoadedModel};
 use safetensors::SafeTensors;
+use serde_json::json;
 
 type B = Flex;
 
@@ -406,4 +420,135 @@ fn features_transformers_lacks_are_refused_before_writing() {
     assert!(matches!(err, ExportError::Inconsistent { .. }), "{err}");
     assert!(err.to_string().contains("q_proj.bias"), "{err}");
     assert!(entries(tmp.path()).is_empty());
+
+    // Attached LoRA adapters must be merged first; merged, the model exports.
+    let settings = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: vec![LoraTarget::V, LoraTarget::Down],
+    };
+    let adapted = attach_lora(loaded.model, &settings);
+    let err = export_hf(
+        &adapted,
+        &loaded.config,
+        &source,
+        &out,
+        &ExportOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ExportError::UnmergedAdapter { .. }), "{err}");
+    assert!(
+        err.to_string().contains("model.layers.0.self_attn.v_proj"),
+        "{err}"
+    );
+    assert!(entries(tmp.path()).is_empty());
+    let merged = merge_lora(adapted);
+    export_hf(
+        &merged,
+        &loaded.config,
+        &source,
+        &out,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+}
+
+/// Texts whose ids transformers' tokenizer must reproduce: spaces, digits, newlines, accents,
+/// CJK, emoji and special tokens written in the text.
+const TEXTS: &[&str] = &[
+    "Give three tips for staying healthy.",
+    "  leading spaces, 12345 digits,   and\ttabs\n\nnew lines  ",
+    "Café naïve 東京 😀 — ok?",
+    "<|im_start|>user\nHi<|im_end|>\n",
+];
+
+fn chat() -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::system("You answer in one sentence."),
+        ChatMessage::user("What is the capital of France?"),
+        ChatMessage::assistant("Paris."),
+        ChatMessage::user("And of Japan?"),
+    ]
+}
+
+fn export_and_describe(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    dtype: ExportDtype,
+    ids: Option<Vec<u32>>,
+) {
+    let device = Default::default();
+    let loaded = load_any::<B>(source, &device).unwrap();
+    let out = dir.join(name);
+    let options = ExportOptions {
+        dtype,
+        overwrite: true,
+        ..Default::default()
+    };
+    let summary = export_hf(&loaded.model, &loaded.config, source, &out, &options).unwrap();
+    drop(loaded);
+    let reloaded = load_any::<B>(&out, &device).unwrap();
+    let mut description =
+        json!({"source": source.display().to_string(), "dtype": format!("{dtype:?}")});
+    let ids = match (&reloaded.tokenizer, ids) {
+        (_, Some(ids)) => ids,
+        (Some(bundle), None) => bundle.encode_chat(&chat(), true).unwrap(),
+        (None, None) => panic!("{name}: no tokenizer and no input ids"),
+    };
+    if let Some(bundle) = &reloaded.tokenizer {
+        let texts: Vec<_> = TEXTS
+            .iter()
+            .map(|t| json!({"text": t, "ids": bundle.tokenizer.encode(t, true).unwrap()}))
+            .collect();
+        description["texts"] = json!(texts);
+        if let Ok(template) = bundle.chat_template() {
+            description["chat"] = json!({
+                "messages": chat(),
+                "text": template.render(&chat(), true).unwrap(),
+                "ids": bundle.encode_chat(&chat(), true).unwrap(),
+            });
+        }
+    }
+    let logits = reloaded.model.logits(&ids).unwrap();
+    description["logits_shape"] = json!(logits.dims());
+    description["input_ids"] = json!(ids);
+    let values: Vec<f32> = logits.into_data().to_vec().unwrap();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(dir.join(format!("{name}.logits.f32")), bytes).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.ours.json")),
+        serde_json::to_string_pretty(&description).unwrap(),
+    )
+    .unwrap();
+    eprintln!(
+        "{name}: {} files, {} tensors, {} bytes",
+        summary.files.len(),
+        summary.tensors,
+        summary.tensor_bytes
+    );
+}
+
+#[test]
+#[ignore = "writes exports for tests/fixtures/export/check_transformers.py; set EXPORT_CHECK_DIR"]
+fn write_exports_for_the_transformers_check() {
+    let dir = PathBuf::from(std::env::var("EXPORT_CHECK_DIR").expect("set EXPORT_CHECK_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in FOLDERS {
+        let ids = Some(input_ids(name));
+        export_and_describe(&models().join(name), &dir, name, ExportDtype::F32, ids);
+    }
+    let gguf = models().join("llama_chat.gguf");
+    export_and_describe(&gguf, &dir, "llama_chat_gguf", ExportDtype::F32, None);
+    export_and_describe(&gguf, &dir, "llama_chat_gguf_bf16", ExportDtype::Bf16, None);
+    if let Ok(smollm) = std::env::var("SMOLLM_GGUF") {
+        export_and_describe(
+            Path::new(&smollm),
+            &dir,
+            "smollm2_gguf",
+            ExportDtype::F32,
+            None,
+        );
+    }
 }

@@ -58,6 +58,7 @@ fn examples() -> Vec<TokenizedExample> {
 fn settings(epochs: usize, lr: f64) -> TrainSettings {
     TrainSettings {
         epochs,
+        max_steps: None,
         lr,
         warmup_ratio: 0.0,
         budgets: Budgets {

@@ -50,6 +50,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write a run's kept data (and optionally its seed tasks) as Alpaca, ShareGPT, messages, prompt/completion or Parquet for datasets.
     Export(ExportArgs),
+    /// Write a model (e.g. a GGUF file) as a Hugging Face checkpoint folder that transformers and vLLM load as it is.
+    ExportModel(ExportModelArgs),
     /// Fine-tune a model (LoRA or full) on a run's accepted data and export it as a Hugging Face checkpoint.
     Sft(SftArgs),
     /// The self-improvement loop: rounds with the current generator, SFT on everything accepted, repeat until a target is met.
@@ -291,6 +293,31 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
+/// Weight precision of an exported checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit floats: the model's own precision, reloaded bit for bit.
+    F32,
+    /// bfloat16: half the size, rounded to nearest even.
+    Bf16,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportModelArgs {
+    /// Model: a Hugging Face checkpoint folder, a .gguf file, or a Hugging Face repo id (owner/name); default: the default model.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
+    /// Destination folder; must not exist or be empty (see --force). Written in a temporary folder beside it, then renamed.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Weight precision.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// Replace a non-empty destination folder (once the new one is complete).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// How training records become text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -321,6 +348,9 @@ pub struct SftArgs {
     pub seed: u64,
     #[command(flatten)]
     pub train: TrainFlags,
+    /// Also write the tokenized examples as JSON Lines of {"input_ids", "loss_mask"} (what is learned, per token) to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub write_examples: Option<PathBuf>,
     /// Continue from the newest checkpoint in --out (same data and settings).
     #[arg(long)]
     pub resume: bool,
@@ -350,6 +380,9 @@ pub struct TrainFlags {
     /// Passes over the training data.
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
+    /// Stop after this many optimizer steps (the learning-rate schedule spans them).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
     /// Peak learning rate (warmup, then cosine decay to zero); default: 2e-4 for LoRA, 2e-5 for full fine-tuning.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -447,6 +480,7 @@ pub fn main() -> ExitCode {
         Command::Logits(args) => commands::logits::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Export(args) => commands::export::run(&args),
+        Command::ExportModel(args) => commands::export_model::run(&args),
         Command::Sft(args) => commands::sft::run(&args),
         Command::Iterate(args) => commands::iterate::run(&args),
     };

@@ -7,6 +7,8 @@
 //! file the whole config is written here. Either way the keys that describe the network are
 //! written from the [`Config`] the model was built with.
 
+use std::path::Path;
+
 use serde_json::{json, Map, Value};
 
 use super::{ExportDtype, ExportError};
@@ -90,6 +92,20 @@ fn network_keys(
     Ok(m)
 }
 
+/// The JSON object of the source folder's `config.json`.
+pub(super) fn read_source(path: &Path) -> Result<Map<String, Value>, ExportError> {
+    let text = std::fs::read_to_string(path).map_err(super::io(path, "read"))?;
+    let source = |message: String| ExportError::Source {
+        path: path.to_path_buf(),
+        message,
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(source("not a JSON object".into())),
+        Err(e) => Err(source(e.to_string())),
+    }
+}
+
 /// `config.json` for a model loaded from the Hugging Face `source` config (its JSON object).
 pub(super) fn from_source(
     source: Map<String, Value>,
@@ -132,5 +148,10 @@ pub(super) fn from_scratch(
         }
     }
     m.extend(network_keys(config, tied, dtype)?);
+    // GGUF stores eps as f32: write 1e-5, not its f64 widening 9.999999747378752e-6.
+    let eps = config.rms_norm_eps();
+    if let Ok(short) = (eps as f32).to_string().parse::<f64>() {
+        m.insert("rms_norm_eps".into(), json!(short));
+    }
     Ok(Value::Object(m))
 }

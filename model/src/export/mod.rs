@@ -51,6 +51,10 @@ pub enum ExportError {
     NotExpressible(String),
     #[error("tensor `{tensor}`: {message}")]
     Inconsistent { tensor: String, message: String },
+    #[error("`{tensor}` has a LoRA adapter attached; merge the adapters into the base weights first (model::lora::merge_lora)")]
+    UnmergedAdapter { tensor: String },
+    #[error("the config.json to be written does not validate: {0}")]
+    WrittenConfig(ConfigError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -137,7 +141,8 @@ pub struct ExportSummary {
 /// From a folder, the tokenizer and generation files are copied through (see
 /// [`COPIED_FILES`]) and its `config.json` is the starting point of the new one; from a GGUF
 /// file, they are written from its metadata. The model must be in the plain architecture:
-/// adapters (LoRA) are merged into the base weights before calling this.
+/// LoRA adapters are merged into the base weights first ([`crate::lora::merge_lora`]); an
+/// attached adapter is an error.
 pub fn export_hf<B: Backend>(
     model: &Model<B>,
     config: &Config,
@@ -150,23 +155,7 @@ pub fn export_hf<B: Backend>(
     let tensors = tensors::collect(model, config, options.dtype)?;
     let from_folder = source.is_dir();
     let (config_json, gguf_text) = if from_folder {
-        let path = source.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(io(&path, "read"))?;
-        let map = match serde_json::from_str(&text) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(ExportError::Source {
-                    path,
-                    message: "not a JSON object".into(),
-                })
-            }
-            Err(e) => {
-                return Err(ExportError::Source {
-                    path,
-                    message: e.to_string(),
-                })
-            }
-        };
+        let map = config_json::read_source(&source.join("config.json"))?;
         (
             config_json::from_source(map, config, tied, options.dtype)?,
             None,
@@ -177,10 +166,7 @@ pub fn export_hf<B: Backend>(
         (json, Some(text))
     };
     // Our own loader must read back what transformers will read.
-    Config::from_json(&config_json.to_string()).map_err(|e| ExportError::Inconsistent {
-        tensor: "config.json".into(),
-        message: format!("the written config does not validate: {e}"),
-    })?;
+    Config::from_json(&config_json.to_string()).map_err(ExportError::WrittenConfig)?;
 
     let staging = Staging::begin(out, options.overwrite)?;
     let dir = staging.path();

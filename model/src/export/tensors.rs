@@ -140,6 +140,28 @@ impl<B: Backend> Collector<B> {
     }
 }
 
+/// Only base weights are written: an adapter still attached would be silently dropped.
+fn check_no_adapters<B: Backend>(model: &Model<B>) -> Result<(), ExportError> {
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (attn, mlp) = (&layer.self_attn, &layer.mlp);
+        let adapters = [
+            ("self_attn.q_proj", attn.q_lora.is_some()),
+            ("self_attn.k_proj", attn.k_lora.is_some()),
+            ("self_attn.v_proj", attn.v_lora.is_some()),
+            ("self_attn.o_proj", attn.o_lora.is_some()),
+            ("mlp.gate_proj", mlp.gate_lora.is_some()),
+            ("mlp.up_proj", mlp.up_lora.is_some()),
+            ("mlp.down_proj", mlp.down_lora.is_some()),
+        ];
+        if let Some((name, _)) = adapters.iter().find(|(_, attached)| *attached) {
+            return Err(ExportError::UnmergedAdapter {
+                tensor: format!("model.layers.{i}.{name}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Every tensor of `model` under its transformers name, in checkpoint order. The head is
 /// written only when untied (`lm_head` is `None` means tied to the embedding).
 pub(super) fn collect<B: Backend>(
@@ -168,6 +190,7 @@ pub(super) fn collect<B: Backend>(
             ),
         });
     }
+    check_no_adapters(model)?;
     let (qkv_bias, o_bias, mlp_bias) = (config.qkv_bias(), config.o_bias(), config.mlp_bias());
     let mut c = Collector {
         dtype,

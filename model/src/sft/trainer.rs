@@ -28,6 +28,8 @@ use crate::model::{ForwardError, Model};
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSettings {
     pub epochs: usize,
+    /// Stop after this many optimizer steps (the schedule spans them), whatever `epochs` says.
+    pub max_steps: Option<usize>,
     /// Peak learning rate.
     pub lr: f64,
     /// Share of all steps spent warming up (at least one step).
@@ -196,6 +198,7 @@ pub fn train<B: AutodiffBackend>(
         .flat_map(|epoch| {
             plan_epoch(&lengths, &trained, &train_idx, epoch, settings.seed, settings.budgets)
         })
+        .take(settings.max_steps.unwrap_or(usize::MAX))
         .collect();
     let total_steps = plan.len();
     let warmup = ((total_steps as f64 * settings.warmup_ratio).ceil() as usize).max(1);

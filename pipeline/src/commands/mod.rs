@@ -2,6 +2,7 @@
 
 pub mod dedup;
 pub mod export;
+pub mod export_model;
 pub mod generate;
 pub mod init;
 pub mod inspect;

@@ -71,6 +71,7 @@ pub fn train_options(flags: &TrainFlags, data: PathBuf, model: PathBuf, out: Pat
         FormatArg::Alpaca => Some(PromptFormat::Alpaca),
     };
     opts.epochs = flags.epochs;
+    opts.max_steps = flags.max_steps;
     opts.warmup_ratio = flags.warmup_ratio;
     opts.batch_tokens = flags.batch_tokens;
     opts.micro_batch_tokens = flags.micro_batch_tokens;
@@ -94,6 +95,7 @@ pub fn options(args: &SftArgs, model: &Path) -> Result<SftOptions> {
         args.seed,
     )?;
     opts.include_seeds = args.include_seeds;
+    opts.write_examples = args.write_examples.clone();
     opts.resume = args.resume;
     opts.force = args.force;
     Ok(opts)
@@ -101,8 +103,8 @@ pub fn options(args: &SftArgs, model: &Path) -> Result<SftOptions> {
 
 /// Rejects settings that cannot train.
 pub fn check(opts: &SftOptions) -> Result<()> {
-    if opts.epochs == 0 {
-        bail!("--epochs must be at least 1");
+    if opts.epochs == 0 || opts.max_steps == Some(0) {
+        bail!("--epochs and --max-steps must be at least 1");
     }
     if !(opts.lr.is_finite() && opts.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", opts.lr);

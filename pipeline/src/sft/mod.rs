@@ -57,6 +57,10 @@ pub struct SftOptions {
     /// `None`: the checkpoint's chat template if it has one, else Alpaca.
     pub format: Option<PromptFormat>,
     pub epochs: usize,
+    /// Stop after this many optimizer steps (the learning-rate schedule spans them).
+    pub max_steps: Option<usize>,
+    /// Also write the tokenized examples (`{"input_ids", "loss_mask"}` per line) here.
+    pub write_examples: Option<PathBuf>,
     pub lr: f64,
     pub warmup_ratio: f64,
     pub batch_tokens: usize,
@@ -84,6 +88,8 @@ impl SftOptions {
             lora: Some(default_lora(16)),
             format: None,
             epochs: 2,
+            max_steps: None,
+            write_examples: None,
             lr: 2e-4,
             warmup_ratio: 0.03,
             batch_tokens: 4096,
@@ -150,6 +156,18 @@ pub fn tokenize_all(
         }
     }
     Ok((examples, too_long))
+}
+
+/// Writes `{"input_ids": [...], "loss_mask": [0|1, ...]}` per example (the format of
+/// `bench/sft/hf_sft.py`), atomically.
+pub fn write_examples(path: &Path, examples: &[TokenizedExample]) -> Result<()> {
+    let mut text = String::new();
+    for e in examples {
+        let mask: Vec<u8> = e.loss_mask.iter().map(|&m| u8::from(m)).collect();
+        text.push_str(&serde_json::to_string(&json!({"input_ids": e.ids, "loss_mask": mask}))?);
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
 }
 
 /// SHA-256 over the model, the examples and the settings: what a checkpoint may resume.
@@ -260,8 +278,12 @@ pub fn run_sft(opts: &SftOptions, progress: &mut dyn Progress) -> Result<SftRepo
             opts.max_seq_len
         );
     }
+    if let Some(path) = &opts.write_examples {
+        write_examples(path, &examples)?;
+    }
     let settings = TrainSettings {
         epochs: opts.epochs,
+        max_steps: opts.max_steps,
         lr: opts.lr,
         warmup_ratio: opts.warmup_ratio,
         budgets: Budgets {
@@ -308,7 +330,7 @@ pub fn run_sft(opts: &SftOptions, progress: &mut dyn Progress) -> Result<SftRepo
                 "targets": l.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
             })),
             "settings": {
-                "epochs": opts.epochs, "lr": opts.lr, "warmup_ratio": opts.warmup_ratio,
+                "epochs": opts.epochs, "max_steps": opts.max_steps, "lr": opts.lr, "warmup_ratio": opts.warmup_ratio,
                 "batch_tokens": opts.batch_tokens, "micro_batch_tokens": opts.micro_batch_tokens,
                 "max_seq_len": opts.max_seq_len, "heldout_fraction": opts.heldout_fraction,
                 "seed": opts.seed, "checkpoint_every": opts.checkpoint_every,
