@@ -19,11 +19,9 @@ use anyhow::{bail, Context, Result};
 use burn::backend::Flex;
 use model::export::{export_hf, ExportOptions};
 use model::load_any;
-use model::sft::example::user_turn;
-use serde_json::json;
 
-use crate::atomic::write_atomic;
-use crate::sft::data::{load_training_data, SourcedRecord};
+use crate::export::{write_records, Format};
+use crate::sft::data::load_training_data;
 
 /// Writes the training data (seeds and kept instances of the run) into `dir`; returns the paths
 /// of the messages JSONL and the Alpaca JSON.
@@ -32,22 +30,8 @@ pub fn write_training_data(run: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)>
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let messages = dir.join("train.messages.jsonl");
     let alpaca = dir.join("train.alpaca.json");
-    let mut lines = String::new();
-    for SourcedRecord { record, .. } in &data.records {
-        let line = json!({"messages": [
-            {"role": "user", "content": user_turn(record)},
-            {"role": "assistant", "content": record.output},
-        ]});
-        lines.push_str(&serde_json::to_string(&line)?);
-        lines.push('\n');
-    }
-    write_atomic(&messages, lines.as_bytes())?;
-    let records: Vec<_> = data
-        .records
-        .iter()
-        .map(|r| json!({"instruction": r.record.instruction, "input": r.record.input, "output": r.record.output}))
-        .collect();
-    write_atomic(&alpaca, &serde_json::to_vec_pretty(&records)?)?;
+    write_records(&data.records, Format::Messages, &messages, None)?;
+    write_records(&data.records, Format::Alpaca, &alpaca, None)?;
     Ok((messages, alpaca))
 }
 
