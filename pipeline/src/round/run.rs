@@ -60,6 +60,8 @@ pub fn run(
     // Only now the generator (loading a local model takes a while): the folder is known good.
     let generator = open(&config.generator)?;
     let description = generator.describe();
+    // Absolute, so `inspect`, `sft` and `export` find the seeds from any working folder.
+    let seed_abs = std::path::absolute(seed_path).unwrap_or_else(|_| seed_path.clone());
     folder.write_manifest(&json!({
         "tool": "selfinstruct",
         "version": env!("CARGO_PKG_VERSION"),
@@ -67,7 +69,7 @@ pub fn run(
         "config": config,
         "generator": generator.identity(),
         "templates": templates,
-        "seed_tasks": {"path": seed_path, "sha256": seed_sha256, "tasks": seeds.len()},
+        "seed_tasks": {"path": seed_abs, "sha256": seed_sha256, "tasks": seeds.len()},
         "seed": config.run.seed,
     }))?;
     // A crash between a round's marker and the top-level tables leaves them one round behind.
