@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Generation speed on the default model's GGUF, selfinstruct vs llama.cpp (llama-cpp-python), on
+# the same token-id chat prompts, in one invocation.
+#
+#   MODEL=path/to/SmolLM2-135M-Instruct.Q4_1.gguf LLAMA_PYTHON=venv/bin/python bench/gguf/run.sh [THREADS] [NEW]
+#
+# selfinstruct decodes all 32 prompts as one batched job (and one prompt alone, batch 1);
+# llama-cpp-python runs them one after another. Prints one line per measurement.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+THREADS=${1:-2}
+NEW=${2:-128}
+: "${MODEL:?set MODEL to the .gguf file}"
+PY=${LLAMA_PYTHON:-python3}
+OUT=bench/out/gguf
+mkdir -p "$OUT"
+PROMPTS=$OUT/prompts32.jsonl
+[ -f "$PROMPTS" ] || "$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --make-prompts 32
+cargo build -p pipeline 2>&1 | tail -1
+BIN=${CARGO_TARGET_DIR:-target}/debug/selfinstruct
+echo "# $(date -u +%FT%TZ) $(uptime | sed 's/.*load/load/') threads=$THREADS new=$NEW"
+head -1 "$PROMPTS" > "$OUT/prompt1.jsonl"
+for B in 32 1; do
+  P=$PROMPTS; [ "$B" = 1 ] && P=$OUT/prompt1.jsonl
+  /usr/bin/time -f 'selfinstruct peak RSS %M KB' env RAYON_NUM_THREADS="$THREADS" "$BIN" generate \
+    --model "$MODEL" --prompts "$P" --max-new-tokens "$NEW" --ignore-eos --greedy --batch "$B" --json \
+    2>&1 >/dev/null | grep -v '^\s*$'
+done
+"$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS"
