@@ -16,6 +16,15 @@ use pipeline::model_source::resolve_model;
 use selfinstruct_tests::repo_root;
 use serde_json::Value;
 
+fn ids(value: &Value) -> Vec<u32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
 #[test]
 fn default_model_tokenizer_equals_the_smollm_pre_tokenizer_of_hf_tokenizers() {
     let fixture: Value = serde_json::from_str(
@@ -31,19 +40,9 @@ fn default_model_tokenizer_equals_the_smollm_pre_tokenizer_of_hf_tokenizers() {
     let mut differ_gguf = 0;
     for case in cases {
         let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
+        let want = ids(&case["ids"]);
         let got = tokenizer.encode(text, false).unwrap();
-        let gguf: Vec<u32> = case["ids_gguf"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
+        let gguf = ids(&case["ids_gguf"]);
         differ_gguf += usize::from(got != gguf);
         if got != want {
             differ.push((text.to_owned(), want, got));

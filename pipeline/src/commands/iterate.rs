@@ -10,7 +10,8 @@ use model::sft::Progress;
 
 use crate::cli::{IterateArgs, TrainerArg, EXIT_INTERRUPTED};
 use crate::commands::round::{default_folder, load_config, Bars};
-use crate::commands::sft::{stop_flag, train_options, Bar};
+use crate::commands::sft::{train_options, Bar};
+use crate::commands::stop_flag;
 use crate::iterate::table::IterationRow;
 use crate::iterate::{run_iterate, IterateEnd, IterateObserver, IterateOptions, Trainer};
 use crate::model_source::resolve_model;

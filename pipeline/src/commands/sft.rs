@@ -15,22 +15,6 @@ use crate::cli::{FormatArg, SftArgs, TrainFlags, EXIT_INTERRUPTED};
 use crate::model_source::resolve_model;
 use crate::sft::{run_sft, SftOptions, SftReport};
 
-/// Installs Ctrl-C/SIGTERM handling: the first signal sets the flag, a second ends the process.
-pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(
-            signal,
-            i32::from(EXIT_INTERRUPTED),
-            Arc::clone(&stop),
-        )
-        .context("cannot install the Ctrl-C handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install the Ctrl-C handler")?;
-    }
-    Ok(stop)
-}
-
 /// The LoRA settings of the flags (`None` with `--full`).
 fn lora_of(flags: &TrainFlags) -> Result<Option<LoraSettings>> {
     if flags.full {
@@ -193,7 +177,7 @@ pub fn summary(report: &SftReport) -> String {
 pub fn run(args: &SftArgs) -> Result<ExitCode> {
     let model = resolve_model(args.model.as_deref())?;
     let opts = options(args, &model)?;
-    let stop = stop_flag()?;
+    let stop = crate::commands::stop_flag()?;
     let mut bar = Bar::new(stop);
     let result = run_sft(&opts, &mut bar);
     bar.finish();
