@@ -4,7 +4,8 @@
 #
 #   MODEL=path/to/SmolLM2-135M-Instruct.Q4_1.gguf LLAMA_PYTHON=venv/bin/python bench/gguf/run.sh [THREADS] [NEW]
 #
-# selfinstruct decodes all 32 prompts as one batched job (and one prompt alone, batch 1);
+# selfinstruct decodes all 32 prompts as one batched job (and one prompt alone, batch 1), with
+# its CPU engine and with the burn model (ENGINES="cpu burn");
 # llama-cpp-python runs them one after another. Prints one line per measurement.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,8 +23,11 @@ echo "# $(date -u +%FT%TZ) $(uptime | sed 's/.*load/load/') threads=$THREADS new
 head -1 "$PROMPTS" > "$OUT/prompt1.jsonl"
 for B in 32 1; do
   P=$PROMPTS; [ "$B" = 1 ] && P=$OUT/prompt1.jsonl
-  /usr/bin/time -f 'selfinstruct peak RSS %M KB' env RAYON_NUM_THREADS="$THREADS" "$BIN" generate \
-    --model "$MODEL" --prompts "$P" --max-new-tokens "$NEW" --ignore-eos --greedy --batch "$B" --json \
-    2>&1 >/dev/null | grep -v '^\s*$'
+  for ENGINE in ${ENGINES:-cpu burn}; do
+    echo "selfinstruct engine=$ENGINE batch=$B"
+    /usr/bin/time -f 'selfinstruct peak RSS %M KB' env SELFINSTRUCT_ENGINE="$ENGINE" RAYON_NUM_THREADS="$THREADS" \
+      "$BIN" generate --model "$MODEL" --prompts "$P" --max-new-tokens "$NEW" --ignore-eos --greedy \
+      --batch "$B" --json 2>&1 >/dev/null | grep -v '^\s*$'
+  done
 done
 "$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Decode speed, selfinstruct (burn, flex, f32) vs transformers (CPU, f32, eager), on the same
-# random Qwen2.5-0.5B-shaped checkpoint and the same token-id prompts, in one invocation.
+# Decode speed, selfinstruct (its CPU engine, and the burn model on flex; f32) vs transformers
+# (CPU, f32, eager), on the same random Qwen2.5-0.5B-shaped checkpoint and the same token-id
+# prompts, in one invocation. ENGINES="cpu burn" by default.
 #
 #   bench/model/run.sh [THREADS] [NEW_TOKENS]
 #
@@ -28,7 +29,9 @@ cargo build -p model --example decode_speed 2>&1 | tail -1
 BIN=${CARGO_TARGET_DIR:-target}/debug/examples/decode_speed
 echo "# $(date -u +%FT%TZ) $(uptime | sed 's/.*load/load/') threads=$THREADS new=$NEW"
 for BATCH in 1 32; do
-  RAYON_NUM_THREADS=$THREADS "$BIN" "$CKPT" "$PROMPTS" "$BATCH" "$NEW"
+  for ENGINE in ${ENGINES:-cpu burn}; do
+    SELFINSTRUCT_ENGINE=$ENGINE RAYON_NUM_THREADS=$THREADS "$BIN" "$CKPT" "$PROMPTS" "$BATCH" "$NEW"
+  done
   OMP_NUM_THREADS=$THREADS "$PYTHON" bench/model/hf_decode.py "$CKPT" "$PROMPTS" \
     --batch "$BATCH" --new "$NEW" --threads "$THREADS"
 done

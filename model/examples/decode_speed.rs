@@ -1,5 +1,6 @@
-//! Prefill and decode speed of a Hugging Face checkpoint on the CPU backend, greedy, EOS
-//! ignored: the selfinstruct side of `bench/model/run.sh`.
+//! Prefill and decode speed of a Hugging Face checkpoint on the CPU, greedy, EOS ignored: the
+//! selfinstruct side of `bench/model/run.sh`. `SELFINSTRUCT_ENGINE=burn` measures the burn
+//! model (flex backend) instead of the CPU engine (`model::cpu`).
 //!
 //! ```text
 //! cargo run -p model --example decode_speed -- CHECKPOINT PROMPTS.jsonl BATCH NEW_TOKENS
@@ -11,7 +12,8 @@
 use std::time::Instant;
 
 use burn::backend::Flex;
-use model::engine::{generate, GenerationRequest};
+use model::cpu::CpuModel;
+use model::engine::{generate, GenerationRequest, Runner};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -39,17 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|r| GenerationRequest::new(r.clone(), new))
         .collect();
-    // Warm-up: parameters initialise lazily on first use.
-    generate(&model, &requests[..1], 1, None)?;
-    let t = Instant::now();
-    for r in &rows {
-        let mut cache = model.new_cache();
-        model.forward_last(model.tokens(&[r])?, &mut cache)?;
-    }
-    let prefill_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let out = generate(&model, &requests, batch, None)?;
-    let total_s = t.elapsed().as_secs_f64();
+    let engine = std::env::var("SELFINSTRUCT_ENGINE").unwrap_or_else(|_| "cpu".into());
+    let (prefill_s, total_s, out) = match engine.as_str() {
+        "burn" => timed(&model, &rows, &requests, batch)?,
+        "cpu" => timed(&CpuModel::from_model(&model)?, &rows, &requests, batch)?,
+        other => return Err(format!("SELFINSTRUCT_ENGINE={other}: expected cpu or burn").into()),
+    };
     let generated: usize = out.iter().map(|c| c[0].tokens.len()).sum();
     let decode_s = (total_s - prefill_s).max(1e-9);
     let prompt_tokens: usize = rows.iter().map(Vec::len).sum();
@@ -57,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{}",
         serde_json::json!({
             "tool": "selfinstruct",
+            "engine": engine,
             "batch": batch,
             "prompt_len": rows[0].len(),
             "new_tokens": new,
@@ -70,6 +68,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     );
     Ok(())
+}
+
+type Outputs = Vec<Vec<model::engine::Completion>>;
+
+/// Prefill time of every prompt alone, then the time of the whole batched job.
+fn timed<R: Runner>(
+    model: &R,
+    rows: &[Vec<u32>],
+    requests: &[GenerationRequest],
+    batch: usize,
+) -> Result<(f64, f64, Outputs), Box<dyn std::error::Error>> {
+    // Warm-up: parameters initialise lazily on first use.
+    generate(model, &requests[..1], 1, None)?;
+    let t = Instant::now();
+    for r in rows {
+        model.extend(&mut model.new_seq(), r, true)?;
+    }
+    let prefill_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let out = generate(model, requests, batch, None)?;
+    Ok((prefill_s, t.elapsed().as_secs_f64(), out))
 }
 
 /// Peak resident set size from /proc (Linux); 0 elsewhere.

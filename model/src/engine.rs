@@ -22,6 +22,7 @@ use burn::tensor::Tensor;
 use crate::batch::SlotCache;
 use crate::cache::KvCache;
 use crate::config::RopeScaling;
+use crate::cpu::{CpuModel, SeqKv};
 use crate::generate::FinishReason;
 use crate::model::{ForwardError, Model};
 use crate::sampler::{Sampler, SamplingError, SamplingParams};
@@ -92,8 +93,8 @@ struct Row {
 }
 
 /// Generate for every request; returns, per request in input order, its `n` completions.
-pub fn generate<B: Backend>(
-    model: &Model<B>,
+pub fn generate<R: Runner>(
+    model: &R,
     requests: &[GenerationRequest],
     max_batch: usize,
     decoder: Option<Decoder<'_>>,
@@ -110,7 +111,7 @@ pub fn generate<B: Backend>(
         }
         // Surface bad prompts before any work is done.
         model
-            .tokens(&[&r.prompt])
+            .check_prompt(&r.prompt)
             .map_err(|source| GenerateError::Forward { request: i, source })?;
     }
     let mut results: Vec<Vec<Option<Completion>>> =
@@ -118,9 +119,9 @@ pub fn generate<B: Backend>(
     // (request, first sample not yet started)
     let mut waiting: VecDeque<(usize, usize)> = (0..requests.len()).map(|i| (i, 0)).collect();
     let mut prefixes = PrefixCache::new(model, requests);
-    let mut prefilled: Option<(usize, KvCache<B>, Vec<f32>)> = None;
+    let mut prefilled: Option<(usize, R::Seq, Vec<f32>)> = None;
     let mut rows: Vec<Row> = Vec::new();
-    let mut cache = SlotCache::<B>::new();
+    let mut cache = model.new_slots();
     let mut next_tokens: Vec<u32> = Vec::new();
 
     loop {
@@ -173,7 +174,7 @@ pub fn generate<B: Backend>(
                 }
             }
             if pushed > 0 {
-                cache.push(kv, pushed).map_err(fwd)?;
+                model.push(&mut cache, kv, pushed).map_err(fwd)?;
             }
             if let Some(w) = waiting.front_mut() {
                 w.1 = first + take;
@@ -182,14 +183,15 @@ pub fn generate<B: Backend>(
         if rows.is_empty() {
             break;
         }
-        let logits = model
-            .forward_slots(&next_tokens, &mut cache)
-            .map_err(|source| GenerateError::Forward {
-                request: rows[0].request,
-                source,
-            })?;
-        let [n_rows, vocab] = logits.dims();
-        let flat = to_f32(logits);
+        let flat =
+            model
+                .decode(&mut cache, &next_tokens)
+                .map_err(|source| GenerateError::Forward {
+                    request: rows[0].request,
+                    source,
+                })?;
+        let vocab = model.vocab_size();
+        let n_rows = flat.len() / vocab;
         let mut keep = Vec::with_capacity(n_rows);
         let mut still = Vec::with_capacity(n_rows);
         next_tokens.clear();
@@ -207,7 +209,7 @@ pub fn generate<B: Backend>(
             }
         }
         rows = still;
-        cache.retain(&keep);
+        model.retain(&mut cache, &keep);
     }
     Ok(results
         .into_iter()
@@ -277,16 +279,16 @@ pub const PREFILL_CHUNK: usize = 64;
 
 /// Keys and values of chunk-aligned prompt prefixes that more than one request of a job starts
 /// with (only those are kept, so memory stays bounded by what is actually shared).
-struct PrefixCache<B: Backend> {
+struct PrefixCache<S> {
     /// How many requests start with each chunk-aligned prefix.
     shared: HashMap<Vec<u32>, usize>,
-    cached: HashMap<Vec<u32>, KvCache<B>>,
+    cached: HashMap<Vec<u32>, S>,
     chunked: bool,
 }
 
-impl<B: Backend> PrefixCache<B> {
-    fn new(model: &Model<B>, requests: &[GenerationRequest]) -> Self {
-        let chunked = !matches!(model.rope.scaling, RopeScaling::Dynamic { .. });
+impl<S: Clone> PrefixCache<S> {
+    fn new<R: Runner<Seq = S>>(model: &R, requests: &[GenerationRequest]) -> Self {
+        let chunked = model.chunked_prefill();
         let mut shared: HashMap<Vec<u32>, usize> = HashMap::new();
         if chunked {
             for r in requests {
@@ -304,15 +306,15 @@ impl<B: Backend> PrefixCache<B> {
     }
 
     /// The cache after `prompt` and the logits of its last position.
-    fn prefill(
+    fn prefill<R: Runner<Seq = S>>(
         &mut self,
-        model: &Model<B>,
+        model: &R,
         prompt: &[u32],
-    ) -> Result<(KvCache<B>, Vec<f32>), ForwardError> {
-        let mut kv = model.new_cache();
+    ) -> Result<(S, Vec<f32>), ForwardError> {
+        let mut kv = model.new_seq();
         if !self.chunked {
-            let logits = model.forward_last(model.tokens(&[prompt])?, &mut kv)?;
-            return Ok((kv, to_f32(logits)));
+            let logits = model.extend(&mut kv, prompt, true)?;
+            return Ok((kv, logits));
         }
         let ends = chunk_ends(prompt.len());
         // Resume after the longest cached prefix, if any.
@@ -329,14 +331,175 @@ impl<B: Backend> PrefixCache<B> {
         };
         let mut done = start;
         for end in ends.into_iter().filter(|&end| end > start) {
-            model.forward_hidden(model.tokens(&[&prompt[done..end]])?, &mut kv)?;
+            model.extend(&mut kv, &prompt[done..end], false)?;
             done = end;
             if self.shared.contains_key(&prompt[..end]) {
                 self.cached.insert(prompt[..end].to_vec(), kv.clone());
             }
         }
-        let logits = model.forward_last(model.tokens(&[&prompt[done..]])?, &mut kv)?;
-        Ok((kv, to_f32(logits)))
+        let logits = model.extend(&mut kv, &prompt[done..], true)?;
+        Ok((kv, logits))
+    }
+}
+
+/// What the engine needs from a model: prefill one sequence, then decode many sequences one
+/// token at a time in slots. Implemented by the burn [`Model`] (any backend) and by the CPU
+/// engine's [`CpuModel`].
+pub trait Runner {
+    /// One sequence's cache.
+    type Seq: Clone;
+    /// The caches of the sequences decoding together.
+    type Slots;
+    fn vocab_size(&self) -> usize;
+    /// Whether prompts may be prefilled in fixed chunks (and their prefixes shared).
+    fn chunked_prefill(&self) -> bool;
+    /// An error for a prompt the model cannot run (empty, ids outside the vocabulary).
+    fn check_prompt(&self, prompt: &[u32]) -> Result<(), ForwardError>;
+    fn new_seq(&self) -> Self::Seq;
+    /// Append `tokens` to `seq`; the logits of the last one (`[vocab]`) when `logits`, else empty.
+    fn extend(
+        &self,
+        seq: &mut Self::Seq,
+        tokens: &[u32],
+        logits: bool,
+    ) -> Result<Vec<f32>, ForwardError>;
+    fn new_slots(&self) -> Self::Slots;
+    /// Append `copies` slots continuing `seq`.
+    fn push(
+        &self,
+        slots: &mut Self::Slots,
+        seq: &Self::Seq,
+        copies: usize,
+    ) -> Result<(), ForwardError>;
+    /// Keep only the slots in `keep` (ascending), in that order.
+    fn retain(&self, slots: &mut Self::Slots, keep: &[usize]);
+    /// One token per slot; logits `[slots, vocab]` flattened.
+    fn decode(&self, slots: &mut Self::Slots, tokens: &[u32]) -> Result<Vec<f32>, ForwardError>;
+}
+
+impl<B: Backend> Runner for Model<B> {
+    type Seq = KvCache<B>;
+    type Slots = SlotCache<B>;
+
+    fn vocab_size(&self) -> usize {
+        Model::vocab_size(self)
+    }
+
+    fn chunked_prefill(&self) -> bool {
+        !matches!(self.rope.scaling, RopeScaling::Dynamic { .. })
+    }
+
+    fn check_prompt(&self, prompt: &[u32]) -> Result<(), ForwardError> {
+        self.tokens(&[prompt]).map(|_| ())
+    }
+
+    fn new_seq(&self) -> KvCache<B> {
+        self.new_cache()
+    }
+
+    fn extend(
+        &self,
+        seq: &mut KvCache<B>,
+        tokens: &[u32],
+        logits: bool,
+    ) -> Result<Vec<f32>, ForwardError> {
+        let input = self.tokens(&[tokens])?;
+        if logits {
+            Ok(to_f32(self.forward_last(input, seq)?))
+        } else {
+            self.forward_hidden(input, seq)?;
+            Ok(Vec::new())
+        }
+    }
+
+    fn new_slots(&self) -> SlotCache<B> {
+        SlotCache::new()
+    }
+
+    fn push(
+        &self,
+        slots: &mut SlotCache<B>,
+        seq: &KvCache<B>,
+        copies: usize,
+    ) -> Result<(), ForwardError> {
+        slots.push(seq, copies)
+    }
+
+    fn retain(&self, slots: &mut SlotCache<B>, keep: &[usize]) {
+        slots.retain(keep);
+    }
+
+    fn decode(&self, slots: &mut SlotCache<B>, tokens: &[u32]) -> Result<Vec<f32>, ForwardError> {
+        Ok(to_f32(self.forward_slots(tokens, slots)?))
+    }
+}
+
+impl Runner for CpuModel {
+    type Seq = SeqKv;
+    type Slots = Vec<SeqKv>;
+
+    fn vocab_size(&self) -> usize {
+        CpuModel::vocab_size(self)
+    }
+
+    fn chunked_prefill(&self) -> bool {
+        CpuModel::chunked_prefill(self)
+    }
+
+    fn check_prompt(&self, prompt: &[u32]) -> Result<(), ForwardError> {
+        self.check_tokens(prompt)
+    }
+
+    fn new_seq(&self) -> SeqKv {
+        CpuModel::new_seq(self)
+    }
+
+    fn extend(
+        &self,
+        seq: &mut SeqKv,
+        tokens: &[u32],
+        logits: bool,
+    ) -> Result<Vec<f32>, ForwardError> {
+        // The head costs little for one row; computing it always keeps one code path.
+        let out = self.forward(&mut [(seq, tokens)])?;
+        Ok(if logits { out } else { Vec::new() })
+    }
+
+    fn new_slots(&self) -> Vec<SeqKv> {
+        Vec::new()
+    }
+
+    fn push(&self, slots: &mut Vec<SeqKv>, seq: &SeqKv, copies: usize) -> Result<(), ForwardError> {
+        slots.extend(std::iter::repeat_n(seq, copies).cloned());
+        Ok(())
+    }
+
+    fn retain(&self, slots: &mut Vec<SeqKv>, keep: &[usize]) {
+        let mut i = 0;
+        let mut next = keep.iter().peekable();
+        slots.retain(|_| {
+            let kept = next.peek() == Some(&&i);
+            if kept {
+                next.next();
+            }
+            i += 1;
+            kept
+        });
+    }
+
+    fn decode(&self, slots: &mut Vec<SeqKv>, tokens: &[u32]) -> Result<Vec<f32>, ForwardError> {
+        if tokens.len() != slots.len() {
+            return Err(ForwardError::Ragged {
+                first: slots.len(),
+                other: tokens.len(),
+            });
+        }
+        let mut seqs: Vec<(&mut SeqKv, &[u32])> = slots
+            .iter_mut()
+            .zip(tokens)
+            .map(|(kv, t)| (kv, std::slice::from_ref(t)))
+            .collect();
+        self.forward(&mut seqs)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod chat_template;
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod device;
 pub mod engine;
 pub mod export;

@@ -100,7 +100,10 @@ impl<B: Backend> Lora<B> {
     pub fn delta(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, inp] = x.dims();
         let x = self.dropout.forward(x.reshape([b * s, inp]));
-        let y = x.matmul(self.a.val()).matmul(self.b.val()).mul_scalar(self.scale);
+        let y = x
+            .matmul(self.a.val())
+            .matmul(self.b.val())
+            .mul_scalar(self.scale);
         let out = y.dims()[1];
         y.reshape([b, s, out])
     }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use burn::backend::Flex;
+use model::cpu::CpuModel;
 use model::engine::{generate, GenerationRequest};
 use model::generate::{greedy, FinishReason};
 use model::load::load_checkpoint;
@@ -50,13 +51,27 @@ fn greedy_batch_equals_alone() {
             .iter()
             .map(|p| GenerationRequest::new(p.clone(), 12))
             .collect();
+        let cpu = CpuModel::from_model(&model).unwrap();
         for max_batch in [16, 5] {
             let out = generate(&model, &requests, max_batch, None).unwrap();
+            let fast = generate(&cpu, &requests, max_batch, None).unwrap();
             for (i, (a, b)) in alone.iter().zip(&out).enumerate() {
                 assert_eq!(b.len(), 1);
                 assert_eq!(&b[0].tokens, a, "{name}: prompt {i}, max_batch {max_batch}");
                 assert_eq!(b[0].finish_reason, FinishReason::Length);
+                assert_eq!(
+                    &fast[i][0].tokens, a,
+                    "{name} CPU engine: prompt {i}, max_batch {max_batch}"
+                );
             }
+        }
+        // The CPU engine alone equals itself inside the batch, too.
+        for (i, p) in prompts.iter().enumerate() {
+            let one = generate(&cpu, &[GenerationRequest::new(p.clone(), 12)], 1, None).unwrap();
+            assert_eq!(
+                one[0][0].tokens, alone[i],
+                "{name} CPU engine alone: prompt {i}"
+            );
         }
     }
 }
@@ -177,11 +192,17 @@ fn shared_prompt_prefixes_give_the_same_output() {
             .map(|p| GenerationRequest::new(p.clone(), 8))
             .collect();
         let together = generate(&model, &requests, 4, None).unwrap();
+        let cpu = CpuModel::from_model(&model).unwrap();
+        let fast = generate(&cpu, &requests, 4, None).unwrap();
         for (i, (p, out)) in prompts.iter().zip(&together).enumerate() {
             let alone = generate(&model, &requests[i..=i], 1, None).unwrap();
             assert_eq!(out[0].tokens, alone[0][0].tokens, "{name}: prompt {i}");
             let reference = greedy(&model, p, 8, &[]).unwrap().tokens;
             assert_eq!(out[0].tokens, reference, "{name}: prompt {i} vs greedy");
+            assert_eq!(
+                fast[i][0].tokens, reference,
+                "{name} CPU engine: prompt {i}"
+            );
         }
     }
 }

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use burn::backend::Flex;
 use model::config::{AttentionImpl, Config};
+use model::cpu::CpuModel;
+use model::engine::{generate, GenerationRequest};
 use model::generate::{greedy, greedy_no_cache};
 use model::load::{load_checkpoint, load_weights};
 use model::Model;
@@ -71,6 +73,28 @@ fn check(name: &str) {
     );
     let cached = greedy(&model, &g.greedy_prompt, n, &[]).unwrap();
     assert_eq!(cached.tokens, g.greedy_cached, "{name}: greedy with cache");
+    check_cpu_engine(name, &model, &g, &expected);
+}
+
+/// The CPU engine built from the same model: logits of every position within the tolerance,
+/// and the same greedy continuation through the batched engine.
+fn check_cpu_engine(name: &str, model: &Model<B>, g: &Golden, expected: &[f32]) {
+    let cpu = CpuModel::from_model(model).unwrap();
+    let got = cpu.logits(&g.input_ids).unwrap();
+    assert_eq!(got.len(), expected.len());
+    let diff = max_diff(&got, expected);
+    eprintln!("{name} (CPU engine): max |logit diff| = {diff:e}");
+    assert!(
+        diff < TOLERANCE,
+        "{name} CPU engine: max |logit diff| {diff}"
+    );
+    let n = g.greedy_cached.len();
+    let request = GenerationRequest::new(g.greedy_prompt.clone(), n);
+    let out = generate(&cpu, &[request], 4, None).unwrap();
+    assert_eq!(
+        out[0][0].tokens, g.greedy_cached,
+        "{name}: CPU engine greedy"
+    );
 }
 
 #[test]

@@ -98,8 +98,16 @@ fn full_fine_tuning_overfits_a_handful_of_examples() {
     let model = load::<Ad>().model;
     let before = full_loss(&model.valid(), &examples);
     let dir = tempfile::tempdir().unwrap();
-    let out = train(model, &examples, &settings(12, 3e-3), dir.path(), "t", false, &mut Quiet)
-        .unwrap();
+    let out = train(
+        model,
+        &examples,
+        &settings(12, 3e-3),
+        dir.path(),
+        "t",
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
     let after = full_loss(&out.model.valid(), &examples);
     assert!(after < 0.3 * before, "loss {before} -> {after}");
     assert!(out.history.len() >= 12);
@@ -116,8 +124,16 @@ fn lora_overfits_trains_only_adapters_and_merges_exactly() {
     let model = attach_lora(base, &lora());
     let before = full_loss(&model.valid(), &examples);
     let dir = tempfile::tempdir().unwrap();
-    let out = train(model, &examples, &settings(12, 1e-2), dir.path(), "t", false, &mut Quiet)
-        .unwrap();
+    let out = train(
+        model,
+        &examples,
+        &settings(12, 1e-2),
+        dir.path(),
+        "t",
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
     let trained = out.model.valid();
     let after = full_loss(&trained, &examples);
     assert!(after < 0.5 * before, "loss {before} -> {after}");
@@ -148,9 +164,21 @@ fn gradients_match_finite_differences() {
 
     type Pick = fn(&mut Model<Flex>) -> &mut Param<Tensor<Flex, 2>>;
     let picks: [(&str, Pick, usize); 4] = [
-        ("layers.0.self_attn.q_proj", |m| &mut m.layers[0].self_attn.q_proj.weight, 0),
-        ("layers.1.mlp.down_proj", |m| &mut m.layers[1].mlp.down_proj.weight, 0),
-        ("layers.0.self_attn.v_proj", |m| &mut m.layers[0].self_attn.v_proj.weight, 0),
+        (
+            "layers.0.self_attn.q_proj",
+            |m| &mut m.layers[0].self_attn.q_proj.weight,
+            0,
+        ),
+        (
+            "layers.1.mlp.down_proj",
+            |m| &mut m.layers[1].mlp.down_proj.weight,
+            0,
+        ),
+        (
+            "layers.0.self_attn.v_proj",
+            |m| &mut m.layers[0].self_attn.v_proj.weight,
+            0,
+        ),
         ("embed_tokens", |m| &mut m.embed_tokens.weight, 0),
     ];
     let ad_grad = |name: &str| -> Vec<f32> {
@@ -160,7 +188,12 @@ fn gradients_match_finite_differences() {
             "layers.0.self_attn.v_proj" => model.layers[0].self_attn.v_proj.weight.id,
             _ => model.embed_tokens.weight.id,
         };
-        grads.get::<Flex, 2>(id).unwrap().into_data().to_vec::<f32>().unwrap()
+        grads
+            .get::<Flex, 2>(id)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
     };
     let h = 1e-2f32;
     let mut checked = 0;
@@ -169,7 +202,11 @@ fn gradients_match_finite_differences() {
         // The three largest-magnitude elements.
         let mut order: Vec<usize> = (0..g.len()).collect();
         order.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
-        assert!(g[order[0]].abs() > 1e-3, "{name}: gradient {} too small to test", g[order[0]]);
+        assert!(
+            g[order[0]].abs() > 1e-3,
+            "{name}: gradient {} too small to test",
+            g[order[0]]
+        );
         for &e in order.iter().take(3) {
             let mut plus = inner.clone();
             let mut minus = inner.clone();
@@ -211,31 +248,70 @@ fn resume_continues_the_same_loss_curve() {
     s.checkpoint_every = 2;
     s.warmup_ratio = 0.2;
     let whole_dir = tempfile::tempdir().unwrap();
-    let whole = train(load::<Ad>().model, &examples, &s, whole_dir.path(), "run", false, &mut Quiet)
-        .unwrap();
+    let whole = train(
+        load::<Ad>().model,
+        &examples,
+        &s,
+        whole_dir.path(),
+        "run",
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
     assert!(whole.total_steps >= 6, "{} steps", whole.total_steps);
 
     let dir = tempfile::tempdir().unwrap();
-    let first = train(load::<Ad>().model, &examples, &s, dir.path(), "run", false, &mut StopAfter(3, 0))
-        .unwrap();
+    let first = train(
+        load::<Ad>().model,
+        &examples,
+        &s,
+        dir.path(),
+        "run",
+        false,
+        &mut StopAfter(3, 0),
+    )
+    .unwrap();
     assert!(first.stopped);
     assert_eq!(first.history.len(), 3);
 
     // Another fingerprint is refused.
-    let other = train(load::<Ad>().model, &examples, &s, dir.path(), "other", true, &mut Quiet);
+    let other = train(
+        load::<Ad>().model,
+        &examples,
+        &s,
+        dir.path(),
+        "other",
+        true,
+        &mut Quiet,
+    );
     assert!(matches!(other, Err(TrainError::FingerprintMismatch { .. })));
 
-    let rest = train(load::<Ad>().model, &examples, &s, dir.path(), "run", true, &mut Quiet)
-        .unwrap();
+    let rest = train(
+        load::<Ad>().model,
+        &examples,
+        &s,
+        dir.path(),
+        "run",
+        true,
+        &mut Quiet,
+    )
+    .unwrap();
     assert_eq!(rest.resumed_from, Some(3));
     let (a, b) = (losses(&whole.history), losses(&rest.history));
     assert_eq!(a.len(), b.len());
     for (step, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "step {}: {x} vs {y}", step + 1);
+        assert!(
+            (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+            "step {}: {x} vs {y}",
+            step + 1
+        );
     }
     let final_whole = full_loss(&whole.model.valid(), &examples);
     let final_rest = full_loss(&rest.model.valid(), &examples);
-    assert!((final_whole - final_rest).abs() < 1e-5, "{final_whole} vs {final_rest}");
+    assert!(
+        (final_whole - final_rest).abs() < 1e-5,
+        "{final_whole} vs {final_rest}"
+    );
     // Only the newest checkpoints are kept.
     let kept = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(kept, 2);
@@ -252,9 +328,17 @@ fn a_non_finite_loss_stops_the_run_naming_the_step() {
     );
     model.norm.weight = Param::from_tensor(nan);
     let dir = tempfile::tempdir().unwrap();
-    let err = train(model, &examples, &settings(1, 1e-3), dir.path(), "t", false, &mut Quiet)
-        .err()
-        .unwrap();
+    let err = train(
+        model,
+        &examples,
+        &settings(1, 1e-3),
+        dir.path(),
+        "t",
+        false,
+        &mut Quiet,
+    )
+    .err()
+    .unwrap();
     match err {
         TrainError::NonFinite { step, .. } => assert_eq!(step, 1),
         other => panic!("{other}"),

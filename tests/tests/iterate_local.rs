@@ -50,12 +50,26 @@ batch_size = 4
 }
 
 const TRAIN: [&str; 10] = [
-    "--epochs", "1", "--lora-rank", "2", "--batch-tokens", "4096", "--micro-batch-tokens", "4096",
-    "--max-seq-len", "512",
+    "--epochs",
+    "1",
+    "--lora-rank",
+    "2",
+    "--batch-tokens",
+    "4096",
+    "--micro-batch-tokens",
+    "4096",
+    "--max-seq-len",
+    "512",
 ];
 
 fn iterate(dir: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["iterate", "--max-iterations", "2", "--rounds-per-iteration", "1"];
+    let mut args = vec![
+        "iterate",
+        "--max-iterations",
+        "2",
+        "--rounds-per-iteration",
+        "1",
+    ];
     args.extend_from_slice(&TRAIN);
     args.extend_from_slice(extra);
     run_in(dir, &args)
@@ -67,7 +81,11 @@ fn two_iterations_then_the_budget_exit_code() {
     config(dir.path());
     let o = iterate(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", texts(&o).1);
-    assert!(texts(&o).0.contains("no target met after 2 iterations"), "{}", texts(&o).0);
+    assert!(
+        texts(&o).0.contains("no target met after 2 iterations"),
+        "{}",
+        texts(&o).0
+    );
     let run = dir.path().join("outputs/loop");
     let rows = read_parquet(&run.join("iterations.parquet"));
     assert_eq!(rows.height(), 2);
@@ -79,7 +97,10 @@ fn two_iterations_then_the_budget_exit_code() {
     assert_eq!(next[1], None);
     assert!(tuned.join("config.json").is_file());
     let sha = strings(&rows, "generator_sha256");
-    assert_ne!(sha[0], sha[1], "the second iteration generates with the tuned weights");
+    assert_ne!(
+        sha[0], sha[1],
+        "the second iteration generates with the tuned weights"
+    );
     assert_eq!(read_parquet(&run.join("rounds.parquet")).height(), 2);
     let sft = read_parquet(&run.join("iterations/iter-0001/sft/train_metrics.parquet"));
     assert!(sft.height() >= 1);
@@ -92,7 +113,11 @@ fn two_iterations_then_the_budget_exit_code() {
     // Other loop settings on the same folder are refused.
     let other = run_in(dir.path(), &["iterate", "--rounds-per-iteration", "2"]);
     assert_eq!(other.status.code(), Some(2));
-    assert!(texts(&other).1.contains("different settings"), "{}", texts(&other).1);
+    assert!(
+        texts(&other).1.contains("different settings"),
+        "{}",
+        texts(&other).1
+    );
 }
 
 #[test]
@@ -126,12 +151,18 @@ fn the_external_trainer_gets_the_data_and_its_checkpoint_generates_next() {
     assert_eq!(alpaca.as_array().unwrap().len(), messages.lines().count());
     let rows = read_parquet(&dir.path().join("outputs/loop/iterations.parquet"));
     assert_eq!(rows.height(), 2);
-    assert_eq!(strings(&rows, "generator")[1].as_deref(), Some(it.join("model").to_str().unwrap()));
+    assert_eq!(
+        strings(&rows, "generator")[1].as_deref(),
+        Some(it.join("model").to_str().unwrap())
+    );
 
     // A failing command is an error naming it.
     let failing = tempfile::tempdir().unwrap();
     config(failing.path());
-    let o = iterate(failing.path(), &["--trainer", "external", "--trainer-cmd", "exit 3"]);
+    let o = iterate(
+        failing.path(),
+        &["--trainer", "external", "--trainer-cmd", "exit 3"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(texts(&o).1.contains("exit 3"), "{}", texts(&o).1);
 }

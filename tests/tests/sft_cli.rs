@@ -66,14 +66,21 @@ fn sft(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
 fn check_run(dir: &Path, out: &str) {
     let out = dir.join(out);
     let metrics = read_parquet(&out.join("train_metrics.parquet"));
-    let losses: Vec<f64> = floats(&metrics, "loss").into_iter().map(Option::unwrap).collect();
+    let losses: Vec<f64> = floats(&metrics, "loss")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
     assert!(losses.len() >= 8, "{} steps", losses.len());
     assert!(
         losses.last().unwrap() < &(0.7 * losses[0]),
         "the loss did not fall: {losses:?}"
     );
     let held = floats(&metrics, "heldout_loss");
-    assert_eq!(held.iter().filter(|h| h.is_some()).count(), 8, "one held-out loss per epoch");
+    assert_eq!(
+        held.iter().filter(|h| h.is_some()).count(),
+        8,
+        "one held-out loss per epoch"
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join("sft.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "done");
@@ -84,12 +91,23 @@ fn check_run(dir: &Path, out: &str) {
         let file = dir.join(name);
         let o = run_in(
             dir,
-            &["logits", "--model", model.to_str().unwrap(), "--ids", "1 5 9", "--out", file.to_str().unwrap()],
+            &[
+                "logits",
+                "--model",
+                model.to_str().unwrap(),
+                "--ids",
+                "1 5 9",
+                "--out",
+                file.to_str().unwrap(),
+            ],
         );
         assert!(o.status.success(), "{}", texts(&o).1);
         fs::read(file).unwrap()
     };
-    assert_ne!(logits(&out.join("model"), "tuned.f32"), logits(&fixture(), "base.f32"));
+    assert_ne!(
+        logits(&out.join("model"), "tuned.f32"),
+        logits(&fixture(), "base.f32")
+    );
 }
 
 #[test]
@@ -108,18 +126,30 @@ fn lora_fine_tuning_learns_and_exports_a_checkpoint() {
     let again = sft(dir.path(), "lora", &["--lora-rank", "4", "--lr", "1e-2"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(texts(&again).1.contains("--resume"), "{}", texts(&again).1);
-    let resumed = sft(dir.path(), "lora", &["--lora-rank", "4", "--lr", "1e-2", "--resume"]);
+    let resumed = sft(
+        dir.path(),
+        "lora",
+        &["--lora-rank", "4", "--lr", "1e-2", "--resume"],
+    );
     assert!(resumed.status.success(), "{}", texts(&resumed).1);
     // Other settings cannot resume these checkpoints.
     let other = sft(dir.path(), "lora", &["--lora-rank", "8", "--resume"]);
     assert_eq!(other.status.code(), Some(2));
-    assert!(texts(&other).1.contains("different run"), "{}", texts(&other).1);
+    assert!(
+        texts(&other).1.contains("different run"),
+        "{}",
+        texts(&other).1
+    );
 }
 
 #[test]
 fn full_fine_tuning_learns_and_exports_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let o = sft(dir.path(), "full", &["--full", "--lr", "3e-3", "--format", "alpaca"]);
+    let o = sft(
+        dir.path(),
+        "full",
+        &["--full", "--lr", "3e-3", "--format", "alpaca"],
+    );
     assert!(o.status.success(), "{}", texts(&o).1);
     check_run(dir.path(), "full");
 }
@@ -130,16 +160,35 @@ fn bad_input_exits_2_naming_it() {
     let model = fixture();
     let missing = run_in(
         dir.path(),
-        &["sft", "--data", "nope.jsonl", "--model", model.to_str().unwrap(), "--out", "o"],
+        &[
+            "sft",
+            "--data",
+            "nope.jsonl",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            "o",
+        ],
     );
     assert_eq!(missing.status.code(), Some(2));
-    assert!(texts(&missing).1.contains("nope.jsonl"), "{}", texts(&missing).1);
+    assert!(
+        texts(&missing).1.contains("nope.jsonl"),
+        "{}",
+        texts(&missing).1
+    );
     let seeds = seed_file(dir.path());
     let bad_target = run_in(
         dir.path(),
         &[
-            "sft", "--data", seeds.to_str().unwrap(), "--model", model.to_str().unwrap(),
-            "--out", "o", "--lora-targets", "q,lm_head",
+            "sft",
+            "--data",
+            seeds.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            "o",
+            "--lora-targets",
+            "q,lm_head",
         ],
     );
     assert_eq!(bad_target.status.code(), Some(2));
@@ -148,8 +197,20 @@ fn bad_input_exits_2_naming_it() {
     fs::write(dir.path().join("busy/notes.txt"), "mine").unwrap();
     let busy = run_in(
         dir.path(),
-        &["sft", "--data", seeds.to_str().unwrap(), "--model", model.to_str().unwrap(), "--out", "busy", "--force"],
+        &[
+            "sft",
+            "--data",
+            seeds.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            "busy",
+            "--force",
+        ],
     );
     assert_eq!(busy.status.code(), Some(2));
-    assert_eq!(fs::read_to_string(dir.path().join("busy/notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("busy/notes.txt")).unwrap(),
+        "mine"
+    );
 }

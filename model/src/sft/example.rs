@@ -135,7 +135,9 @@ pub fn tokenize_example(
                 ChatMessage::assistant(record.output.clone()),
             ];
             let prompt = template.render(&user, true).map_err(TokenizerError::from)?;
-            let full = template.render(&both, false).map_err(TokenizerError::from)?;
+            let full = template
+                .render(&both, false)
+                .map_err(TokenizerError::from)?;
             let Some(response) = full.strip_prefix(prompt.as_str()) else {
                 let tail: String = prompt.chars().rev().take(40).collect();
                 return Err(MaskError::NotAPrefix {
@@ -156,7 +158,10 @@ pub fn tokenize_example(
             let mut response_ids = tokenizer.encode(&record.output, false)?;
             response_ids.push(eos);
             let prompt = alpaca_prompt(record);
-            (tokenizer.encode(&prompt, bundle.add_bos_token)?, response_ids)
+            (
+                tokenizer.encode(&prompt, bundle.add_bos_token)?,
+                response_ids,
+            )
         }
     };
     let Some(end) = response_ids.iter().position(|id| bundle.is_eos(*id)) else {
@@ -185,7 +190,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/models")
+            .join(name)
     }
 
     fn chat_bundle() -> TokenizerBundle {
@@ -234,7 +241,10 @@ mod tests {
         assert!(bundle.is_eos(*ex.ids.last().unwrap()));
         assert!(*ex.loss_mask.last().unwrap());
         assert!(!ex.loss_mask[0]);
-        assert_eq!(ex.trained_tokens(), ex.ids.len() - ex.loss_mask.iter().filter(|m| !**m).count());
+        assert_eq!(
+            ex.trained_tokens(),
+            ex.ids.len() - ex.loss_mask.iter().filter(|m| !**m).count()
+        );
     }
 
     fn with_template(source: &str) -> TokenizerBundle {

@@ -115,17 +115,23 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
         let shape = grad.shape();
         let n = shape.num_elements();
         let g = grad.reshape([n]).mul_scalar(self.grad_scale);
-        let moments = self.state.moments.entry(position).or_insert_with(|| Moments {
-            m: g.zeros_like(),
-            v: g.zeros_like(),
-        });
+        let moments = self
+            .state
+            .moments
+            .entry(position)
+            .or_insert_with(|| Moments {
+                m: g.zeros_like(),
+                v: g.zeros_like(),
+            });
         let m = moments.m.clone().mul_scalar(s.beta1) + g.clone().mul_scalar(1.0 - s.beta1);
         let v = moments.v.clone().mul_scalar(s.beta2) + g.square().mul_scalar(1.0 - s.beta2);
         moments.m = m.clone();
         moments.v = v.clone();
         let m_hat = m.div_scalar(1.0 - s.beta1.powi(t));
         let v_hat = v.div_scalar(1.0 - s.beta2.powi(t));
-        let step = m_hat.div(v_hat.sqrt().add_scalar(s.eps)).mul_scalar(self.lr);
+        let step = m_hat
+            .div(v_hat.sqrt().add_scalar(s.eps))
+            .mul_scalar(self.lr);
         let (lr, wd) = (self.lr, s.weight_decay);
         param.map(|p| {
             let value = p.inner().reshape([n]);

@@ -51,8 +51,11 @@ pub fn plan_epoch(
     budgets: Budgets,
 ) -> Vec<StepPlan> {
     let mut order = train.to_vec();
-    Rng::new(seed.wrapping_add(epoch as u64).wrapping_mul(0x2545_F491_4F6C_DD1D))
-        .shuffle(&mut order);
+    Rng::new(
+        seed.wrapping_add(epoch as u64)
+            .wrapping_mul(0x2545_F491_4F6C_DD1D),
+    )
+    .shuffle(&mut order);
     let mut steps = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut tokens = 0;
@@ -133,7 +136,10 @@ mod tests {
             let members: Vec<usize> = step.micro_batches.concat();
             let tokens: usize = members.iter().map(|&i| lengths[i]).sum();
             assert!(tokens <= 400 || members.len() == 1);
-            assert_eq!(step.trained_tokens, members.iter().map(|&i| trained[i]).sum::<usize>());
+            assert_eq!(
+                step.trained_tokens,
+                members.iter().map(|&i| trained[i]).sum::<usize>()
+            );
             for mb in &step.micro_batches {
                 let longest = mb.iter().map(|&i| lengths[i]).max().unwrap();
                 assert!(mb.len() * longest <= 200 || mb.len() == 1);

@@ -97,12 +97,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.safetensors");
         let mut map = F32Map::new();
-        map.insert("p.3".into(), (vec![2, 2], vec![1.0, -2.5, 3.0, f32::MIN_POSITIVE]));
+        map.insert(
+            "p.3".into(),
+            (vec![2, 2], vec![1.0, -2.5, 3.0, f32::MIN_POSITIVE]),
+        );
         map.insert("p.10".into(), (vec![1], vec![7.0]));
         write_f32_map(&path, &map).unwrap();
         assert_eq!(read_f32_map(&path).unwrap(), map);
         std::fs::write(&path, b"not safetensors").unwrap();
-        assert!(matches!(read_f32_map(&path), Err(StoreError::Format { .. })));
+        assert!(matches!(
+            read_f32_map(&path),
+            Err(StoreError::Format { .. })
+        ));
         assert!(matches!(
             read_f32_map(&dir.path().join("missing")),
             Err(StoreError::Io { .. })

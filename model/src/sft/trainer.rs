@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::example::TokenizedExample;
 use super::loss::nll_sum;
-use super::optim::{learning_rate, restore_values, step, trainable_values, AdamW, AdamWSettings, Moments};
+use super::optim::{
+    learning_rate, restore_values, step, trainable_values, AdamW, AdamWSettings, Moments,
+};
 use super::plan::{plan_epoch, split_heldout, Budgets, StepPlan};
 use super::store::{read_f32_map, write_f32_map, F32Map, StoreError};
 use crate::model::{ForwardError, Model};
@@ -193,10 +195,20 @@ pub fn train<B: AutodiffBackend>(
         });
     }
     let lengths: Vec<usize> = examples.iter().map(TokenizedExample::len).collect();
-    let trained: Vec<usize> = examples.iter().map(TokenizedExample::trained_tokens).collect();
+    let trained: Vec<usize> = examples
+        .iter()
+        .map(TokenizedExample::trained_tokens)
+        .collect();
     let plan: Vec<StepPlan> = (0..settings.epochs)
         .flat_map(|epoch| {
-            plan_epoch(&lengths, &trained, &train_idx, epoch, settings.seed, settings.budgets)
+            plan_epoch(
+                &lengths,
+                &trained,
+                &train_idx,
+                epoch,
+                settings.seed,
+                settings.budgets,
+            )
         })
         .take(settings.max_steps.unwrap_or(usize::MAX))
         .collect();
@@ -268,7 +280,9 @@ pub fn train<B: AutodiffBackend>(
                 examples: plan_step.micro_batches.concat(),
             });
         }
-        let epoch_end = plan.get(index + 1).is_none_or(|next| next.epoch != plan_step.epoch);
+        let epoch_end = plan
+            .get(index + 1)
+            .is_none_or(|next| next.epoch != plan_step.epoch);
         let eval_now = if settings.eval_every == 0 {
             epoch_end
         } else {
@@ -277,7 +291,12 @@ pub fn train<B: AutodiffBackend>(
         // The step's time, without the held-out evaluation.
         let seconds = started.elapsed().as_secs_f64();
         let heldout_loss = if eval_now { eval(&model)? } else { None };
-        let tokens: usize = plan_step.micro_batches.iter().flatten().map(|&i| lengths[i]).sum();
+        let tokens: usize = plan_step
+            .micro_batches
+            .iter()
+            .flatten()
+            .map(|&i| lengths[i])
+            .sum();
         let record = StepRecord {
             step: step_no,
             epoch: plan_step.epoch,
@@ -299,7 +318,14 @@ pub fn train<B: AutodiffBackend>(
             || epoch_end
             || (settings.checkpoint_every > 0 && step_no % settings.checkpoint_every == 0);
         if checkpoint_now {
-            let dir = save_checkpoint(checkpoints, step_no, &model, &optimizer, fingerprint, &history)?;
+            let dir = save_checkpoint(
+                checkpoints,
+                step_no,
+                &model,
+                &optimizer,
+                fingerprint,
+                &history,
+            )?;
             prune_checkpoints(checkpoints, settings.keep_checkpoints.max(1))?;
             progress.checkpoint(step_no, &dir, &history);
         }
@@ -395,7 +421,10 @@ fn save_checkpoint<B: AutodiffBackend>(
     for (position, m) in &optimizer.moments {
         let flat = |t: &burn::tensor::Tensor<B::InnerBackend, 1>| {
             let data = t.to_data().convert::<f32>();
-            (vec![data.shape.iter().product()], data.to_vec::<f32>().unwrap_or_default())
+            (
+                vec![data.shape.iter().product()],
+                data.to_vec::<f32>().unwrap_or_default(),
+            )
         };
         moments.insert(format!("m.{position}"), flat(&m.m));
         moments.insert(format!("v.{position}"), flat(&m.v));
@@ -425,7 +454,10 @@ fn prune_checkpoints(checkpoints: &Path, keep: usize) -> Result<(), TrainError> 
     Ok(())
 }
 
-fn by_position(map: F32Map, prefix: &str) -> Result<BTreeMap<usize, (Vec<usize>, Vec<f32>)>, TrainError> {
+fn by_position(
+    map: F32Map,
+    prefix: &str,
+) -> Result<BTreeMap<usize, (Vec<usize>, Vec<f32>)>, TrainError> {
     let mut out = BTreeMap::new();
     for (name, value) in map {
         let position = name
@@ -465,10 +497,13 @@ fn load_moments<B: AutodiffBackend>(
     };
     let mut out = BTreeMap::new();
     for (position, mv) in m {
-        let vv = v.get(&position).cloned().ok_or_else(|| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: format!("second moment of parameter {position} missing"),
-        })?;
+        let vv = v
+            .get(&position)
+            .cloned()
+            .ok_or_else(|| TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!("second moment of parameter {position} missing"),
+            })?;
         out.insert(
             position,
             Moments {

@@ -33,7 +33,10 @@ impl IterateObserver for Screen {
         &mut self.sft
     }
     fn iteration_started(&mut self, iteration: u32, generator: &std::path::Path) {
-        eprintln!("iteration {iteration}: generating with {}", generator.display());
+        eprintln!(
+            "iteration {iteration}: generating with {}",
+            generator.display()
+        );
     }
     fn iteration_done(&mut self, row: &IterationRow) {
         self.bars.clear();
@@ -74,19 +77,26 @@ pub fn run(args: &IterateArgs) -> Result<ExitCode> {
         bail!("iterate needs generator.kind = \"local\" in the config: the loop replaces the generator's weights");
     }
     config.validate().context("invalid setting")?;
-    let model_arg = args
-        .model
-        .clone()
-        .or_else(|| config.generator.local.model.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    let model_arg = args.model.clone().or_else(|| {
+        config
+            .generator
+            .local
+            .model
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+    });
     let base_model = resolve_model(model_arg.as_deref())?;
     // Absolute, so the paths recorded in iterations.parquet hold from any working folder.
     let root = args.out.clone().unwrap_or_else(|| default_folder(&config));
-    let root = std::path::absolute(&root).with_context(|| format!("bad --out {}", root.display()))?;
+    let root =
+        std::path::absolute(&root).with_context(|| format!("bad --out {}", root.display()))?;
     let base_model = std::path::absolute(&base_model)
         .with_context(|| format!("bad model path {}", base_model.display()))?;
     let trainer = match (args.trainer, &args.trainer_cmd) {
         (TrainerArg::Burn, None) => Trainer::Burn,
-        (TrainerArg::External, Some(cmd)) => Trainer::External { command: cmd.clone() },
+        (TrainerArg::External, Some(cmd)) => Trainer::External {
+            command: cmd.clone(),
+        },
         (TrainerArg::Burn, Some(_)) => bail!("--trainer-cmd needs --trainer external"),
         (TrainerArg::External, None) => bail!("--trainer external needs --trainer-cmd \"...\""),
     };

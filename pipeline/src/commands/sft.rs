@@ -24,7 +24,10 @@ fn lora_of(flags: &TrainFlags) -> Result<Option<LoraSettings>> {
         bail!("--lora-rank must be at least 1 (use --full for full fine-tuning)");
     }
     if !(0.0..1.0).contains(&flags.lora_dropout) {
-        bail!("--lora-dropout must be in [0, 1), got {}", flags.lora_dropout);
+        bail!(
+            "--lora-dropout must be in [0, 1), got {}",
+            flags.lora_dropout
+        );
     }
     let targets = flags
         .lora_targets
@@ -44,7 +47,13 @@ fn lora_of(flags: &TrainFlags) -> Result<Option<LoraSettings>> {
 }
 
 /// `SftOptions` from the shared training flags, checked (`data`, `model`, `out` as given).
-pub fn train_options(flags: &TrainFlags, data: PathBuf, model: PathBuf, out: PathBuf, seed: u64) -> Result<SftOptions> {
+pub fn train_options(
+    flags: &TrainFlags,
+    data: PathBuf,
+    model: PathBuf,
+    out: PathBuf,
+    seed: u64,
+) -> Result<SftOptions> {
     let lora = lora_of(flags)?;
     let mut opts = SftOptions::new(data, model, out);
     opts.lr = flags.lr.unwrap_or(if lora.is_some() { 2e-4 } else { 2e-5 });
@@ -100,7 +109,10 @@ pub fn check(opts: &SftOptions) -> Result<()> {
         bail!("--heldout must be in [0, 1), got {}", opts.heldout_fraction);
     }
     if !(0.0..=1.0).contains(&opts.warmup_ratio) {
-        bail!("--warmup-ratio must be in [0, 1], got {}", opts.warmup_ratio);
+        bail!(
+            "--warmup-ratio must be in [0, 1], got {}",
+            opts.warmup_ratio
+        );
     }
     Ok(())
 }
@@ -133,17 +145,26 @@ impl Progress for Bar {
         self.bar.set_position(resumed_at as u64);
         self.bar.reset_eta();
         if resumed_at > 0 {
-            self.bar.println(format!("resuming after step {resumed_at}"));
+            self.bar
+                .println(format!("resuming after step {resumed_at}"));
         }
     }
     fn step(&mut self, r: &StepRecord) {
         self.bar.set_position(r.step as u64);
-        let held = r.heldout_loss.map(|h| format!(" held-out {h:.4}")).unwrap_or_default();
+        let held = r
+            .heldout_loss
+            .map(|h| format!(" held-out {h:.4}"))
+            .unwrap_or_default();
         self.bar.set_message(format!(
             "loss {:.4}{held} lr {:.2e} {:.0} tok/s",
             r.loss, r.lr, r.tokens_per_s
         ));
-        tracing::info!(step = r.step, loss = r.loss, tokens_per_s = r.tokens_per_s, "sft step");
+        tracing::info!(
+            step = r.step,
+            loss = r.loss,
+            tokens_per_s = r.tokens_per_s,
+            "sft step"
+        );
     }
     fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
@@ -169,7 +190,10 @@ pub fn summary(report: &SftReport) -> String {
         report.seconds,
     );
     if let Some(dir) = &report.exported {
-        s.push_str(&format!("wrote the fine-tuned model to {}\n", dir.display()));
+        s.push_str(&format!(
+            "wrote the fine-tuned model to {}\n",
+            dir.display()
+        ));
     }
     s
 }

@@ -116,8 +116,8 @@ fn open_loop(opts: &IterateOptions) -> Result<Vec<IterationRow>> {
     let path = opts.root.join(ITERATE_JSON);
     let ident = identity(opts)?;
     if path.exists() {
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let old: Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not valid JSON", path.display()))?;
         if old.get("identity") != Some(&ident) {
@@ -141,7 +141,10 @@ fn open_loop(opts: &IterateOptions) -> Result<Vec<IterationRow>> {
     }
     std::fs::create_dir_all(&opts.root)
         .with_context(|| format!("cannot create {}", opts.root.display()))?;
-    write_atomic(&path, &serde_json::to_vec_pretty(&json!({"identity": ident}))?)?;
+    write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&json!({"identity": ident}))?,
+    )?;
     Ok(Vec::new())
 }
 
@@ -154,18 +157,25 @@ fn remove_loop(root: &Path) -> Result<()> {
     }
     let dir = root.join("iterations");
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     Ok(())
 }
 
 /// The SFT folder of iteration `i`.
 pub fn sft_dir(root: &Path, iteration: u32) -> PathBuf {
-    root.join("iterations").join(format!("iter-{iteration:04}")).join("sft")
+    root.join("iterations")
+        .join(format!("iter-{iteration:04}"))
+        .join("sft")
 }
 
 /// Mean over `instructions` of the ROUGE-L F of each to its most similar seed instruction.
-fn mean_rouge_to_seed(seeds: &[String], instructions: &[String], config: &PipelineConfig) -> Result<Option<f64>> {
+fn mean_rouge_to_seed(
+    seeds: &[String],
+    instructions: &[String],
+    config: &PipelineConfig,
+) -> Result<Option<f64>> {
     if instructions.is_empty() {
         return Ok(None);
     }
@@ -184,7 +194,9 @@ fn kept_instructions(root: &Path, first: u32, last: u32) -> Result<Vec<String>> 
         .column("round")
         .and_then(|c| c.cast(&polars::prelude::DataType::UInt32))
         .with_context(|| format!("{}: column \"round\"", path.display()))?;
-    let rounds = rounds.u32().with_context(|| format!("{}: column \"round\"", path.display()))?;
+    let rounds = rounds
+        .u32()
+        .with_context(|| format!("{}: column \"round\"", path.display()))?;
     Ok(texts
         .into_iter()
         .zip((0..rounds.len()).map(|i| rounds.get(i)))
@@ -239,17 +251,29 @@ pub fn run_iterate(
         let open = |g: &crate::round::GeneratorConfig| -> Result<Box<dyn crate::generator::Generator + Send + Sync>> {
             Ok(Box::new(open_local(Some(&gen_path), g.local.batch_size)?))
         };
-        let outcome = crate::round::run(&config, &opts.root, false, &open, stop, observer.rounds())?;
+        let outcome =
+            crate::round::run(&config, &opts.root, false, &open, stop, observer.rounds())?;
         if outcome.interrupted {
-            return Ok(IterateOutcome { rows, end: IterateEnd::Interrupted });
+            return Ok(IterateOutcome {
+                rows,
+                end: IterateEnd::Interrupted,
+            });
         }
         let first = (iteration - 1) * opts.rounds_per_iteration + 1;
         let last = iteration * opts.rounds_per_iteration;
-        let these: Vec<_> = outcome.rounds.iter().filter(|r| (first..=last).contains(&r.round)).collect();
+        let these: Vec<_> = outcome
+            .rounds
+            .iter()
+            .filter(|r| (first..=last).contains(&r.round))
+            .collect();
         let kept: u64 = these.iter().map(|r| r.kept).sum();
         let candidates: u64 = these.iter().map(|r| r.candidates).sum();
         let kept_total: u64 = outcome.rounds.iter().map(|r| r.kept).sum();
-        let acceptance = if candidates == 0 { 0.0 } else { kept as f64 / candidates as f64 };
+        let acceptance = if candidates == 0 {
+            0.0
+        } else {
+            kept as f64 / candidates as f64
+        };
         let mut drops = std::collections::BTreeMap::<String, u64>::new();
         for r in &these {
             for (reason, n) in &r.drops {
@@ -259,7 +283,9 @@ pub fn run_iterate(
         let instructions = kept_instructions(&opts.root, first, last)?;
         let rouge = mean_rouge_to_seed(&seeds, &instructions, &opts.config)?;
         let target_met = match (opts.target_instructions, opts.target_acceptance) {
-            (Some(n), _) if kept_total >= n => Some(format!("{kept_total} instructions kept (target {n})")),
+            (Some(n), _) if kept_total >= n => {
+                Some(format!("{kept_total} instructions kept (target {n})"))
+            }
             (_, Some(a)) if acceptance >= a => Some(format!(
                 "acceptance rate {:.1}% in iteration {iteration} (target {:.1}%)",
                 100.0 * acceptance,
@@ -301,7 +327,10 @@ pub fn run_iterate(
                     sft.force = false;
                     let report = run_sft(&sft, observer.sft())?;
                     if report.stopped {
-                        return Ok(IterateOutcome { rows, end: IterateEnd::Interrupted });
+                        return Ok(IterateOutcome {
+                            rows,
+                            end: IterateEnd::Interrupted,
+                        });
                     }
                     row.sft_train_loss = report.train_loss;
                     row.sft_heldout_loss = report.heldout_loss;

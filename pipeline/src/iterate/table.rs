@@ -88,12 +88,22 @@ pub fn read_iterations(path: &Path) -> Result<Vec<IterationRow>> {
     let df = read_parquet(path)?;
     let at = |name: &str| format!("{}: column {name:?}", path.display());
     let ints = |name: &str| -> Result<Vec<u64>> {
-        let c = df.column(name).with_context(|| at(name))?.cast(&DataType::UInt64).with_context(|| at(name))?;
+        let c = df
+            .column(name)
+            .with_context(|| at(name))?
+            .cast(&DataType::UInt64)
+            .with_context(|| at(name))?;
         let c = c.u64().with_context(|| at(name))?;
-        (0..c.len()).map(|i| c.get(i).with_context(|| at(name))).collect()
+        (0..c.len())
+            .map(|i| c.get(i).with_context(|| at(name)))
+            .collect()
     };
     let floats = |name: &str| -> Result<Vec<Option<f64>>> {
-        let c = df.column(name).with_context(|| at(name))?.cast(&DataType::Float64).with_context(|| at(name))?;
+        let c = df
+            .column(name)
+            .with_context(|| at(name))?
+            .cast(&DataType::Float64)
+            .with_context(|| at(name))?;
         let c = c.f64().with_context(|| at(name))?;
         Ok((0..c.len()).map(|i| c.get(i)).collect())
     };
@@ -175,6 +185,8 @@ mod tests {
         let path = dir.path().join("iterations.parquet");
         write_iterations(&path, &[row.clone(), second.clone()]).unwrap();
         assert_eq!(read_iterations(&path).unwrap(), vec![row, second]);
-        assert!(read_iterations(&dir.path().join("none.parquet")).unwrap().is_empty());
+        assert!(read_iterations(&dir.path().join("none.parquet"))
+            .unwrap()
+            .is_empty());
     }
 }

@@ -32,14 +32,17 @@ fn seed_records(tasks: &[SeedTask]) -> Vec<SourcedRecord> {
     tasks
         .iter()
         .flat_map(|task| {
-            task.instances.iter().enumerate().map(move |(i, inst)| SourcedRecord {
-                origin: format!("seed:{}#{i}", task.id),
-                record: SftRecord {
-                    instruction: task.instruction.clone(),
-                    input: inst.input.clone(),
-                    output: inst.output.clone(),
-                },
-            })
+            task.instances
+                .iter()
+                .enumerate()
+                .map(move |(i, inst)| SourcedRecord {
+                    origin: format!("seed:{}#{i}", task.id),
+                    record: SftRecord {
+                        instruction: task.instruction.clone(),
+                        input: inst.input.clone(),
+                        output: inst.output.clone(),
+                    },
+                })
         })
         .collect()
 }
@@ -48,8 +51,8 @@ fn seed_records(tasks: &[SeedTask]) -> Vec<SourcedRecord> {
 /// exist, a file of the same name inside the run folder (a run folder moved with its seed file).
 pub fn manifest_seed_file(run_dir: &Path) -> Result<PathBuf> {
     let path = run_dir.join("manifest.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let manifest: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
     let seed = manifest
@@ -76,7 +79,8 @@ pub fn run_records(run_dir: &Path) -> Result<Vec<SourcedRecord>> {
     let outputs = string_column(&inst, "output", &inst_path)?;
     let mut by_instruction: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for (row, id) in of.into_iter().enumerate() {
-        let id = id.with_context(|| format!("{}: row {row}: null instruction_id", inst_path.display()))?;
+        let id =
+            id.with_context(|| format!("{}: row {row}: null instruction_id", inst_path.display()))?;
         by_instruction.entry(id).or_default().push((
             inputs[row].clone().unwrap_or_default(),
             outputs[row].clone().unwrap_or_default(),
@@ -87,7 +91,12 @@ pub fn run_records(run_dir: &Path) -> Result<Vec<SourcedRecord>> {
         let (Some(id), Some(text)) = (id, text) else {
             bail!("{}: row {row}: null id or instruction", ins_path.display());
         };
-        for (i, (input, output)) in by_instruction.remove(&id).unwrap_or_default().into_iter().enumerate() {
+        for (i, (input, output)) in by_instruction
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             out.push(SourcedRecord {
                 origin: format!("{id}#{i}"),
                 record: SftRecord {

@@ -11,7 +11,10 @@ use crate::parquet::write_parquet;
 /// The metrics frame (columns in [`StepRecord`] order; `heldout_loss` null where not evaluated).
 pub fn metrics_frame(history: &[StepRecord]) -> Result<DataFrame> {
     let u = |name: &str, f: fn(&StepRecord) -> usize| {
-        Column::new(name.into(), history.iter().map(|r| f(r) as u64).collect::<Vec<_>>())
+        Column::new(
+            name.into(),
+            history.iter().map(|r| f(r) as u64).collect::<Vec<_>>(),
+        )
     };
     let x = |name: &str, f: fn(&StepRecord) -> f64| {
         Column::new(name.into(), history.iter().map(f).collect::<Vec<_>>())

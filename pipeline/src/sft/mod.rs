@@ -21,13 +21,13 @@ use anyhow::{bail, Context, Result};
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use model::export::{export_hf, ExportOptions};
+use model::load_any;
 use model::lora::{attach_lora, merge_lora, LoraSettings, LoraTarget};
 use model::sft::optim::AdamWSettings;
 use model::sft::{
     tokenize_example, train, Budgets, Progress, PromptFormat, StepRecord, TokenizedExample,
     TrainSettings,
 };
-use model::load_any;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -164,7 +164,9 @@ pub fn write_examples(path: &Path, examples: &[TokenizedExample]) -> Result<()> 
     let mut text = String::new();
     for e in examples {
         let mask: Vec<u8> = e.loss_mask.iter().map(|&m| u8::from(m)).collect();
-        text.push_str(&serde_json::to_string(&json!({"input_ids": e.ids, "loss_mask": mask}))?);
+        text.push_str(&serde_json::to_string(
+            &json!({"input_ids": e.ids, "loss_mask": mask}),
+        )?);
         text.push('\n');
     }
     write_atomic(path, text.as_bytes())
@@ -197,12 +199,20 @@ fn prepare_out(opts: &SftOptions) -> Result<()> {
             .with_context(|| format!("cannot read {}", out.display()))?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect();
-        let foreign: Vec<&String> = entries.iter().filter(|n| !ours.contains(&n.as_str())).collect();
+        let foreign: Vec<&String> = entries
+            .iter()
+            .filter(|n| !ours.contains(&n.as_str()))
+            .collect();
         if !foreign.is_empty() {
             bail!(
                 "{} holds files that are not an sft run's ({}); choose another --out",
                 out.display(),
-                foreign.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                foreign
+                    .iter()
+                    .take(3)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         if !entries.is_empty() && !opts.resume {
@@ -268,7 +278,9 @@ pub fn run_sft(opts: &SftOptions, progress: &mut dyn Progress) -> Result<SftRepo
         .tokenizer
         .as_ref()
         .with_context(|| format!("{}: the checkpoint has no tokenizer", opts.model.display()))?;
-    let format = opts.format.unwrap_or_else(|| PromptFormat::for_tokenizer(bundle));
+    let format = opts
+        .format
+        .unwrap_or_else(|| PromptFormat::for_tokenizer(bundle));
     let (examples, skipped_too_long) =
         tokenize_all(&data.records, bundle, format, opts.max_seq_len)?;
     if examples.is_empty() {
@@ -348,7 +360,10 @@ pub fn run_sft(opts: &SftOptions, progress: &mut dyn Progress) -> Result<SftRepo
         })
     };
     let sft_json = opts.out.join(SFT_JSON);
-    write_atomic(&sft_json, &serde_json::to_vec_pretty(&describe("training", None))?)?;
+    write_atomic(
+        &sft_json,
+        &serde_json::to_vec_pretty(&describe("training", None))?,
+    )?;
 
     let mut recorder = Recorder {
         inner: progress,
@@ -410,6 +425,9 @@ pub fn run_sft(opts: &SftOptions, progress: &mut dyn Progress) -> Result<SftRepo
     }
     report.seconds = started.elapsed().as_secs_f64();
     let status = if report.stopped { "stopped" } else { "done" };
-    write_atomic(&sft_json, &serde_json::to_vec_pretty(&describe(status, Some(&report)))?)?;
+    write_atomic(
+        &sft_json,
+        &serde_json::to_vec_pretty(&describe(status, Some(&report)))?,
+    )?;
     Ok(report)
 }
