@@ -153,6 +153,36 @@ pub fn simd_available() -> bool {
     }
 }
 
+/// The register tile for the listed input rows: per row two accumulators of 8 lanes (16
+/// outputs), each its own local so all stay in registers (six rows use 12 of the 16 AVX
+/// registers, the block's two weight vectors and the broadcast the other three).
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_rows {
+    ($x:ident, $inp:ident, $w:ident, $t:ident; $(($r:literal, $lo:ident, $hi:ident, $row:ident)),+) => {{
+        use std::arch::x86_64::*;
+        $(
+            let mut $lo = _mm256_setzero_ps();
+            let mut $hi = _mm256_setzero_ps();
+            let $row = $x.add($r * $inp);
+        )+
+        let mut wp = $w;
+        for k in 0..$inp {
+            let w0 = _mm256_loadu_ps(wp);
+            let w1 = _mm256_loadu_ps(wp.add(8));
+            wp = wp.add(BLOCK);
+            $(
+                let b = _mm256_broadcast_ss(&*$row.add(k));
+                $lo = _mm256_fmadd_ps(b, w0, $lo);
+                $hi = _mm256_fmadd_ps(b, w1, $hi);
+            )+
+        }
+        $(
+            _mm256_storeu_ps($t.add($r * BLOCK), $lo);
+            _mm256_storeu_ps($t.add($r * BLOCK + 8), $hi);
+        )+
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2(
@@ -162,51 +192,24 @@ unsafe fn tile_avx2(
     block: &[f32],
     tile: &mut [[f32; BLOCK]; TILE],
 ) {
-    // SAFETY (all calls below): same contract as this function.
+    assert!(n <= TILE && xs.len() >= n * inp && block.len() >= inp * BLOCK);
+    let (x, w, t) = (xs.as_ptr(), block.as_ptr(), tile.as_mut_ptr() as *mut f32);
+    // SAFETY (all calls below): `x` holds `n` rows of `inp`, `w` `inp * BLOCK` values and `t`
+    // `TILE * BLOCK` (checked above).
     unsafe {
         match n {
-            1 => tile_n::<1>(xs, inp, block, tile),
-            2 => tile_n::<2>(xs, inp, block, tile),
-            3 => tile_n::<3>(xs, inp, block, tile),
-            4 => tile_n::<4>(xs, inp, block, tile),
-            5 => tile_n::<5>(xs, inp, block, tile),
-            _ => tile_n::<6>(xs, inp, block, tile),
-        }
-    }
-}
-
-/// `N` input rows times one packed block, accumulated in `2 N` registers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn tile_n<const N: usize>(
-    xs: &[f32],
-    inp: usize,
-    block: &[f32],
-    tile: &mut [[f32; BLOCK]; TILE],
-) {
-    use std::arch::x86_64::*;
-    debug_assert!(xs.len() >= N * inp && block.len() >= inp * BLOCK);
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
-    let x = xs.as_ptr();
-    let w = block.as_ptr();
-    for k in 0..inp {
-        // SAFETY: `k < inp`: the block holds `inp * BLOCK` values and `xs` `N * inp`.
-        unsafe {
-            let w0 = _mm256_loadu_ps(w.add(k * BLOCK));
-            let w1 = _mm256_loadu_ps(w.add(k * BLOCK + 8));
-            for (i, a) in acc.iter_mut().enumerate() {
-                let xv = _mm256_broadcast_ss(&*x.add(i * inp + k));
-                a[0] = _mm256_fmadd_ps(xv, w0, a[0]);
-                a[1] = _mm256_fmadd_ps(xv, w1, a[1]);
+            1 => tile_rows!(x, inp, w, t; (0, a0, b0, x0)),
+            2 => tile_rows!(x, inp, w, t; (0, a0, b0, x0), (1, a1, b1, x1)),
+            3 => tile_rows!(x, inp, w, t; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2)),
+            4 => {
+                tile_rows!(x, inp, w, t; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3))
             }
-        }
-    }
-    for (i, a) in acc.iter().enumerate() {
-        // SAFETY: each tile row holds 16 values.
-        unsafe {
-            _mm256_storeu_ps(tile[i].as_mut_ptr(), a[0]);
-            _mm256_storeu_ps(tile[i].as_mut_ptr().add(8), a[1]);
+            5 => {
+                tile_rows!(x, inp, w, t; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4))
+            }
+            _ => {
+                tile_rows!(x, inp, w, t; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5))
+            }
         }
     }
 }
@@ -235,6 +238,100 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// One query head's attention: `out = Σ_t softmax_t(scale · q·k_t) v_t` over the key rows
+/// `keys` of caches laid out `[t][stride]`, this head's keys and values at `offset..offset +
+/// q.len()` of each row (exact softmax, max subtracted). `scores` is scratch space.
+#[allow(clippy::too_many_arguments)]
+pub fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    stride: usize,
+    offset: usize,
+    keys: std::ops::Range<usize>,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    assert!(keys.end * stride <= k.len().min(v.len()) && offset + d <= stride && out.len() == d);
+    #[cfg(target_arch = "x86_64")]
+    if simd_cached() {
+        // SAFETY: AVX2 and FMA were detected; the bounds were checked above.
+        return unsafe { attend_avx2(q, k, v, stride, offset, keys, scale, scores, out) };
+    }
+    attend_plain(q, k, v, stride, offset, keys, scale, scores, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attend_plain(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    stride: usize,
+    offset: usize,
+    keys: std::ops::Range<usize>,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    let row = |t: usize| t * stride + offset..t * stride + offset + d;
+    scores.clear();
+    scores.extend(
+        keys.clone()
+            .map(|t| q.iter().zip(&k[row(t)]).map(|(a, b)| a * b).sum::<f32>() * scale),
+    );
+    let sum = softmax_weights(scores);
+    out.fill(0.0);
+    for (t, &p) in keys.zip(scores.iter()) {
+        for (o, &x) in out.iter_mut().zip(&v[row(t)]) {
+            *o += p / sum * x;
+        }
+    }
+}
+
+/// `scores[i] = exp(scores[i] - max)`; returns their sum.
+fn softmax_weights(scores: &mut [f32]) -> f32 {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_avx2(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    stride: usize,
+    offset: usize,
+    keys: std::ops::Range<usize>,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    scores.clear();
+    for t in keys.clone() {
+        let at = t * stride + offset;
+        // SAFETY: AVX2 and FMA are enabled here.
+        scores.push(unsafe { dot_avx2(q, &k[at..at + d]) } * scale);
+    }
+    let sum = softmax_weights(scores);
+    out.fill(0.0);
+    for (t, &p) in keys.zip(scores.iter()) {
+        let at = t * stride + offset;
+        // SAFETY: as above.
+        unsafe { axpy_avx2(p / sum, &v[at..at + d], out) };
+    }
+}
+
 fn simd_cached() -> bool {
     use std::sync::OnceLock;
     static SIMD: OnceLock<bool> = OnceLock::new();
@@ -243,6 +340,7 @@ fn simd_cached() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
@@ -266,10 +364,10 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
             i += 8;
         }
     }
-    let mut lanes = [0.0f32; 8];
-    // SAFETY: `lanes` holds 8 values.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1)) };
-    let mut sum: f32 = lanes.iter().sum();
+    let v = _mm256_add_ps(acc0, acc1);
+    let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    let mut sum = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
     for j in i..n {
         sum += a[j] * b[j];
     }
@@ -278,6 +376,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = x.len().min(y.len());
@@ -367,6 +466,70 @@ mod tests {
         for o in [0, 15, 16, 36] {
             packed.row(o, &mut row);
             assert_eq!(row, w[o * 9..(o + 1) * 9]);
+        }
+    }
+
+    #[test]
+    fn attention_equals_the_definition() {
+        // 7 positions, 2 kv heads of 12 dims; head 1, keys 2..6.
+        let (stride, d) = (24, 12);
+        let k = values(7 * stride, 7);
+        let v = values(7 * stride, 8);
+        let q = values(d, 9);
+        let (offset, keys, scale) = (12, 2..6, 0.3);
+        let logits: Vec<f64> = keys
+            .clone()
+            .map(|t| {
+                (0..d)
+                    .map(|i| q[i] as f64 * k[t * stride + offset + i] as f64)
+                    .sum::<f64>()
+                    * scale
+            })
+            .collect();
+        let max = logits.iter().copied().fold(f64::MIN, f64::max);
+        let w: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let mut scratch = Vec::new();
+        let mut out = vec![f32::NAN; d];
+        let mut plain = vec![f32::NAN; d];
+        attend(
+            &q,
+            &k,
+            &v,
+            stride,
+            offset,
+            keys.clone(),
+            scale as f32,
+            &mut scratch,
+            &mut out,
+        );
+        attend_plain(
+            &q,
+            &k,
+            &v,
+            stride,
+            offset,
+            keys.clone(),
+            scale as f32,
+            &mut scratch,
+            &mut plain,
+        );
+        for i in 0..d {
+            let want: f64 = keys
+                .clone()
+                .zip(&w)
+                .map(|(t, p)| p / total * v[t * stride + offset + i] as f64)
+                .sum();
+            assert!(
+                (out[i] as f64 - want).abs() < 1e-5,
+                "{i}: {} vs {want}",
+                out[i]
+            );
+            assert!(
+                (plain[i] as f64 - want).abs() < 1e-5,
+                "{i}: {} vs {want}",
+                plain[i]
+            );
         }
     }
 

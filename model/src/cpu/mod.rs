@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::config::RopeScaling;
 use crate::model::{ForwardError, Model};
 use crate::rope::Rope;
-use kernels::{axpy, dot, matmul, Packed};
+use kernels::{attend, matmul, Packed};
 
 /// A model the CPU engine cannot run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -339,27 +339,17 @@ impl CpuModel {
                 .collect();
             let scale = 1.0 / (d as f32).sqrt();
             let rep = h / g;
-            attn.par_chunks_mut(d).enumerate().for_each(|(i, out)| {
-                let (r, head) = (i / h, i % h);
-                let (seq, pos, _) = rows[r];
-                let (k, v) = caches[seq];
-                let q = &qkv[r * qkv_width + head * d..r * qkv_width + (head + 1) * d];
-                let kvh = head / rep;
-                let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let mut scores: Vec<f32> = (first..=pos)
-                    .map(|t| dot(q, &k[(t * g + kvh) * d..(t * g + kvh + 1) * d]) * scale)
-                    .collect();
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f32;
-                for s in &mut scores {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                out.fill(0.0);
-                for (t, &p) in (first..=pos).zip(&scores) {
-                    axpy(p / sum, &v[(t * g + kvh) * d..(t * g + kvh + 1) * d], out);
-                }
-            });
+            attn.par_chunks_mut(d)
+                .enumerate()
+                .for_each_init(Vec::new, |scores, (i, out)| {
+                    let (r, head) = (i / h, i % h);
+                    let (seq, pos, _) = rows[r];
+                    let (k, v) = caches[seq];
+                    let q = &qkv[r * qkv_width + head * d..r * qkv_width + (head + 1) * d];
+                    let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                    let offset = head / rep * d;
+                    attend(q, k, v, g * d, offset, first..pos + 1, scale, scores, out);
+                });
             matmul(&attn, n, &layer.o, layer.o_bias.as_deref(), &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
             normed.copy_from_slice(&x);

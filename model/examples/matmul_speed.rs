@@ -1,0 +1,47 @@
+//! GFLOP/s of the CPU engine's matrix product (`model::cpu::kernels::matmul`) on decode and
+//! prefill shapes of SmolLM2-135M and Qwen2.5-0.5B, random weights.
+//!
+//! ```text
+//! RAYON_NUM_THREADS=2 cargo run -p model --example matmul_speed
+//! ```
+
+use std::time::Instant;
+
+use model::cpu::kernels::{matmul, Packed};
+
+fn main() {
+    // (name, rows, out, in)
+    let shapes = [
+        ("smollm qkv", 32, 960, 576),
+        ("smollm gate+up", 32, 3072, 576),
+        ("smollm down", 32, 576, 1536),
+        ("smollm head", 32, 49152, 576),
+        ("smollm gate+up prefill", 64, 3072, 576),
+        ("qwen0.5b gate+up", 32, 9728, 896),
+        ("qwen0.5b down", 32, 896, 4864),
+        ("smollm gate+up batch 1", 1, 3072, 576),
+    ];
+    println!("threads {}", rayon::current_num_threads());
+    for (name, rows, out, inp) in shapes {
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let x: Vec<f32> = (0..rows * inp)
+            .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let packed = Packed::new(&w, out, inp);
+        let mut y = vec![0.0f32; rows * out];
+        matmul(&x, rows, &packed, None, &mut y);
+        let flop = 2.0 * (rows * out * inp) as f64;
+        let reps = ((2e10 / flop) as usize).max(3);
+        let t = Instant::now();
+        for _ in 0..reps {
+            matmul(&x, rows, &packed, None, &mut y);
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{name:26} {rows:3}x{out:6}x{inp:5}: {:6.1} GFLOP/s",
+            flop * reps as f64 / s / 1e9
+        );
+    }
+}
