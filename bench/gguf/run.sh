@@ -2,11 +2,14 @@
 # Generation speed on the default model's GGUF, selfinstruct vs llama.cpp (llama-cpp-python), on
 # the same token-id chat prompts, in one invocation.
 #
-#   MODEL=path/to/SmolLM2-135M-Instruct.Q4_1.gguf LLAMA_PYTHON=venv/bin/python bench/gguf/run.sh [THREADS] [NEW]
+#   MODEL=path/to/SmolLM2-135M-Instruct.Q4_1.gguf LLAMA_PYTHON=venv/bin/python \
+#     [HF_PYTHON=venv-with-torch-transformers-gguf/bin/python] bench/gguf/run.sh [THREADS] [NEW]
 #
 # selfinstruct decodes all 32 prompts as one batched job (and one prompt alone, batch 1), with
 # its CPU engine and with the burn model (ENGINES="cpu burn");
-# llama-cpp-python runs them one after another. Prints one line per measurement.
+# llama-cpp-python runs them one after another and, with --parallel, as parallel sequences of one
+# context; transformers (when HF_PYTHON is set) loads the same GGUF dequantised to f32 and
+# generates all prompts as one left-padded batch. Prints one line per measurement.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 THREADS=${1:-2}
@@ -31,3 +34,7 @@ for B in 32 1; do
   done
 done
 "$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS"
+"$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS" --parallel
+if [ -n "${HF_PYTHON:-}" ]; then
+  "$HF_PYTHON" bench/gguf/hf_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS"
+fi

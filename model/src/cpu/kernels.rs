@@ -113,14 +113,20 @@ pub fn matmul(x: &[f32], rows: usize, w: &Packed, bias: Option<&[f32]>, y: &mut 
                     } else {
                         tile_plain(xs, n, inp, w.block(b), &mut tile);
                     }
+                    let cols_bias = bias.map(|bias| &bias[b * BLOCK..b * BLOCK + cols]);
                     for (i, acc) in tile.iter().enumerate().take(n) {
-                        let row = r + i;
-                        for (j, &v) in acc.iter().enumerate().take(cols) {
-                            let col = b * BLOCK + j;
-                            let v = v + bias.map_or(0.0, |bias| bias[col]);
-                            // SAFETY: `row < rows`, `col < out`, so the index is inside `y`;
-                            // no other task writes block `b`'s columns.
-                            unsafe { *ptr.at(row * out + col) = v };
+                        // SAFETY: row `r + i < rows` and columns `b * BLOCK..b * BLOCK + cols`
+                        // (`<= out`) are inside `y`; no other task writes block `b`'s columns.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(ptr.at((r + i) * out + b * BLOCK), cols)
+                        };
+                        match cols_bias {
+                            Some(bias) => {
+                                for ((d, &a), &c) in dst.iter_mut().zip(acc).zip(bias) {
+                                    *d = a + c;
+                                }
+                            }
+                            None => dst.copy_from_slice(&acc[..cols]),
                         }
                     }
                     r += n;
@@ -222,7 +228,17 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: AVX2 and FMA were detected.
         return unsafe { dot_avx2(a, b) };
     }
+    dot_plain(a, b)
+}
+
+fn dot_plain(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn axpy_plain(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
 }
 
 /// `y += a * x`.
@@ -233,60 +249,141 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         // SAFETY: AVX2 and FMA were detected.
         return unsafe { axpy_avx2(a, x, y) };
     }
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
+    axpy_plain(a, x, y);
+}
+
+/// The cached keys and values one query head reads: rows `keys` of caches laid out
+/// `[t][stride]`, the head's part at `offset..offset + head_dim` of each row.
+pub struct HeadCache<'a> {
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub stride: usize,
+    pub offset: usize,
+    pub keys: std::ops::Range<usize>,
+}
+
+impl HeadCache<'_> {
+    fn row(&self, t: usize, d: usize) -> std::ops::Range<usize> {
+        t * self.stride + self.offset..t * self.stride + self.offset + d
     }
 }
 
-/// One query head's attention: `out = Σ_t softmax_t(scale · q·k_t) v_t` over the key rows
-/// `keys` of caches laid out `[t][stride]`, this head's keys and values at `offset..offset +
-/// q.len()` of each row (exact softmax, max subtracted). `scores` is scratch space.
-#[allow(clippy::too_many_arguments)]
+/// One query head's attention: `out = Σ_t softmax_t(scale · q·k_t) v_t` over the cache's key
+/// rows (exact softmax, max subtracted). `scores` is scratch space.
 pub fn attend(
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    stride: usize,
-    offset: usize,
-    keys: std::ops::Range<usize>,
+    cache: &HeadCache<'_>,
     scale: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
     let d = q.len();
-    assert!(keys.end * stride <= k.len().min(v.len()) && offset + d <= stride && out.len() == d);
+    let end = cache.keys.end * cache.stride;
+    assert!(end <= cache.k.len().min(cache.v.len()) && cache.offset + d <= cache.stride);
+    assert_eq!(out.len(), d);
+    scores.clear();
     #[cfg(target_arch = "x86_64")]
     if simd_cached() {
-        // SAFETY: AVX2 and FMA were detected; the bounds were checked above.
-        return unsafe { attend_avx2(q, k, v, stride, offset, keys, scale, scores, out) };
+        // SAFETY: AVX2 and FMA were detected.
+        return unsafe { attend_avx2(q, cache, scale, scores, out) };
     }
-    attend_plain(q, k, v, stride, offset, keys, scale, scores, out);
+    attend_plain(q, cache, scale, scores, out);
 }
 
-#[allow(clippy::too_many_arguments)]
 fn attend_plain(
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    stride: usize,
-    offset: usize,
-    keys: std::ops::Range<usize>,
+    cache: &HeadCache<'_>,
     scale: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
     let d = q.len();
-    let row = |t: usize| t * stride + offset..t * stride + offset + d;
     scores.clear();
     scores.extend(
-        keys.clone()
-            .map(|t| q.iter().zip(&k[row(t)]).map(|(a, b)| a * b).sum::<f32>() * scale),
+        cache
+            .keys
+            .clone()
+            .map(|t| dot_plain(q, &cache.k[cache.row(t, d)]) * scale),
     );
     let sum = softmax_weights(scores);
     out.fill(0.0);
-    for (t, &p) in keys.zip(scores.iter()) {
-        for (o, &x) in out.iter_mut().zip(&v[row(t)]) {
-            *o += p / sum * x;
+    for (t, &p) in cache.keys.clone().zip(scores.iter()) {
+        axpy_plain(p / sum, &cache.v[cache.row(t, d)], out);
+    }
+}
+
+/// [`attend`] with AVX2: scores four keys at a time (four independent accumulator chains, one
+/// combined horizontal sum), and the weighted sum of values with the output head held in
+/// registers, 64 dimensions at a time. Head sizes that are not a multiple of 8 take the plain
+/// loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(
+    q: &[f32],
+    cache: &HeadCache<'_>,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let d = q.len();
+    if d % 8 != 0 || d == 0 {
+        return attend_plain(q, cache, scale, scores, out);
+    }
+    let (k, v) = (cache.k.as_ptr(), cache.v.as_ptr());
+    let at = |t: usize| t * cache.stride + cache.offset;
+    let keys = cache.keys.clone();
+    let mut t = keys.start;
+    // SAFETY (all pointer reads below): `attend` checked that every key row `t < keys.end`
+    // holds `offset + d <= stride` values inside `k` and `v`; `q` and `out` hold `d`.
+    unsafe {
+        while t + 4 <= keys.end {
+            let rows = [
+                k.add(at(t)),
+                k.add(at(t + 1)),
+                k.add(at(t + 2)),
+                k.add(at(t + 3)),
+            ];
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for i in (0..d).step_by(8) {
+                let qv = _mm256_loadu_ps(q.as_ptr().add(i));
+                acc[0] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[0].add(i)), acc[0]);
+                acc[1] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[1].add(i)), acc[1]);
+                acc[2] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[2].add(i)), acc[2]);
+                acc[3] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[3].add(i)), acc[3]);
+            }
+            // [a0+a1 pairs.., b..] -> four sums in one 128-bit vector.
+            let ab = _mm256_hadd_ps(acc[0], acc[1]);
+            let cd = _mm256_hadd_ps(acc[2], acc[3]);
+            let abcd = _mm256_hadd_ps(ab, cd);
+            let sums = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+            let mut four = [0.0f32; 4];
+            _mm_storeu_ps(four.as_mut_ptr(), sums);
+            scores.extend(four.iter().map(|s| s * scale));
+            t += 4;
+        }
+        while t < keys.end {
+            scores.push(dot_avx2(q, &cache.k[at(t)..at(t) + d]) * scale);
+            t += 1;
+        }
+    }
+    let sum = softmax_weights(scores);
+    for chunk in (0..d).step_by(64) {
+        let lanes = (d - chunk).min(64) / 8;
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (t, &p) in keys.clone().zip(scores.iter()) {
+            let w = _mm256_set1_ps(p / sum);
+            // SAFETY: as above; `chunk + 8 * lanes <= d`.
+            unsafe {
+                let row = v.add(at(t) + chunk);
+                for (j, a) in acc.iter_mut().enumerate().take(lanes) {
+                    *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(row.add(8 * j)), *a);
+                }
+            }
+        }
+        for (j, a) in acc.iter().enumerate().take(lanes) {
+            // SAFETY: `out` holds `d` values.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(chunk + 8 * j), *a) };
         }
     }
 }
@@ -300,36 +397,6 @@ fn softmax_weights(scores: &mut [f32]) -> f32 {
         sum += *s;
     }
     sum
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn attend_avx2(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    stride: usize,
-    offset: usize,
-    keys: std::ops::Range<usize>,
-    scale: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    let d = q.len();
-    scores.clear();
-    for t in keys.clone() {
-        let at = t * stride + offset;
-        // SAFETY: AVX2 and FMA are enabled here.
-        scores.push(unsafe { dot_avx2(q, &k[at..at + d]) } * scale);
-    }
-    let sum = softmax_weights(scores);
-    out.fill(0.0);
-    for (t, &p) in keys.zip(scores.iter()) {
-        let at = t * stride + offset;
-        // SAFETY: as above.
-        unsafe { axpy_avx2(p / sum, &v[at..at + d], out) };
-    }
 }
 
 fn simd_cached() -> bool {
@@ -449,10 +516,10 @@ mod tests {
             let mut plain = [[0.0f32; BLOCK]; TILE];
             let n = rows.min(TILE);
             tile_plain(&x[..n * inp], n, inp, packed.block(0), &mut plain);
+            let expect = reference(&x, rows, &w, out, inp);
             for (i, row) in plain.iter().enumerate().take(n) {
-                for j in 0..out.min(BLOCK) {
-                    let want = reference(&x, rows, &w, out, inp)[i * out + j];
-                    assert!((row[j] as f64 - want).abs() < 1e-4);
+                for (j, &got) in row.iter().enumerate().take(out.min(BLOCK)) {
+                    assert!((got as f64 - expect[i * out + j]).abs() < 1e-4);
                 }
             }
         }
@@ -471,65 +538,57 @@ mod tests {
 
     #[test]
     fn attention_equals_the_definition() {
-        // 7 positions, 2 kv heads of 12 dims; head 1, keys 2..6.
-        let (stride, d) = (24, 12);
-        let k = values(7 * stride, 7);
-        let v = values(7 * stride, 8);
-        let q = values(d, 9);
-        let (offset, keys, scale) = (12, 2..6, 0.3);
-        let logits: Vec<f64> = keys
-            .clone()
-            .map(|t| {
-                (0..d)
-                    .map(|i| q[i] as f64 * k[t * stride + offset + i] as f64)
-                    .sum::<f64>()
-                    * scale
-            })
-            .collect();
-        let max = logits.iter().copied().fold(f64::MIN, f64::max);
-        let w: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f64 = w.iter().sum();
-        let mut scratch = Vec::new();
-        let mut out = vec![f32::NAN; d];
-        let mut plain = vec![f32::NAN; d];
-        attend(
-            &q,
-            &k,
-            &v,
-            stride,
-            offset,
-            keys.clone(),
-            scale as f32,
-            &mut scratch,
-            &mut out,
-        );
-        attend_plain(
-            &q,
-            &k,
-            &v,
-            stride,
-            offset,
-            keys.clone(),
-            scale as f32,
-            &mut scratch,
-            &mut plain,
-        );
-        for i in 0..d {
-            let want: f64 = keys
+        // (stride, head dim, offset, keys): head sizes off and on the 8-lane path, key counts
+        // around the 4-key blocks.
+        let cases = [
+            (24, 12, 12, 2..6),
+            (128, 64, 64, 0..7),
+            (128, 64, 0, 3..4),
+            (256, 128, 128, 1..10),
+            (72, 72, 0, 0..8),
+        ];
+        for (stride, d, offset, keys) in cases {
+            let k = values(10 * stride, 7);
+            let v = values(10 * stride, 8);
+            let q = values(d, 9);
+            let scale = 0.3;
+            let logits: Vec<f64> = keys
                 .clone()
-                .zip(&w)
-                .map(|(t, p)| p / total * v[t * stride + offset + i] as f64)
-                .sum();
-            assert!(
-                (out[i] as f64 - want).abs() < 1e-5,
-                "{i}: {} vs {want}",
-                out[i]
-            );
-            assert!(
-                (plain[i] as f64 - want).abs() < 1e-5,
-                "{i}: {} vs {want}",
-                plain[i]
-            );
+                .map(|t| {
+                    (0..d)
+                        .map(|i| q[i] as f64 * k[t * stride + offset + i] as f64)
+                        .sum::<f64>()
+                        * scale
+                })
+                .collect();
+            let max = logits.iter().copied().fold(f64::MIN, f64::max);
+            let w: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+            let total: f64 = w.iter().sum();
+            let cache = HeadCache {
+                k: &k,
+                v: &v,
+                stride,
+                offset,
+                keys: keys.clone(),
+            };
+            let mut scratch = Vec::new();
+            let mut out = vec![f32::NAN; d];
+            attend(&q, &cache, scale as f32, &mut scratch, &mut out);
+            let mut plain = vec![f32::NAN; d];
+            attend_plain(&q, &cache, scale as f32, &mut scratch, &mut plain);
+            for i in 0..d {
+                let want: f64 = keys
+                    .clone()
+                    .zip(&w)
+                    .map(|(t, p)| p / total * v[t * stride + offset + i] as f64)
+                    .sum();
+                assert!(
+                    (out[i] as f64 - want).abs() < 1e-5,
+                    "d {d} [{i}]: {} vs {want}",
+                    out[i]
+                );
+                assert!((plain[i] as f64 - want).abs() < 1e-5, "plain d {d} [{i}]");
+            }
         }
     }
 

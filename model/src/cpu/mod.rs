@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::config::RopeScaling;
 use crate::model::{ForwardError, Model};
 use crate::rope::Rope;
-use kernels::{attend, matmul, Packed};
+use kernels::{attend, matmul, HeadCache, Packed};
 
 /// A model the CPU engine cannot run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -347,8 +347,14 @@ impl CpuModel {
                     let (k, v) = caches[seq];
                     let q = &qkv[r * qkv_width + head * d..r * qkv_width + (head + 1) * d];
                     let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                    let offset = head / rep * d;
-                    attend(q, k, v, g * d, offset, first..pos + 1, scale, scores, out);
+                    let cache = HeadCache {
+                        k,
+                        v,
+                        stride: g * d,
+                        offset: head / rep * d,
+                        keys: first..pos + 1,
+                    };
+                    attend(q, &cache, scale, scores, out);
                 });
             matmul(&attn, n, &layer.o, layer.o_bias.as_deref(), &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
