@@ -17,6 +17,8 @@ use rayon::prelude::*;
 pub const BLOCK: usize = 16;
 /// Input rows per register tile.
 const TILE: usize = 6;
+/// Input rows per register tile of the AVX-512 kernel (two blocks wide: 24 of the 32 registers).
+const TILE512: usize = 12;
 /// Input columns per pass over a block: the block's slice (`KC * BLOCK * 4` = 16 KB) stays in
 /// L1 while every row tile uses it, however long the rows are.
 const KC: usize = 256;
@@ -87,8 +89,43 @@ impl OutPtr {
     }
 }
 
+/// The register tiles [`matmul`] can run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kernel {
+    Plain,
+    Avx2,
+    Avx512,
+}
+
+/// The fastest kernel this machine runs.
+fn best_kernel() -> Kernel {
+    use std::sync::OnceLock;
+    static BEST: OnceLock<Kernel> = OnceLock::new();
+    *BEST.get_or_init(|| {
+        if simd512_available() && simd_available() {
+            Kernel::Avx512
+        } else if simd_available() {
+            Kernel::Avx2
+        } else {
+            Kernel::Plain
+        }
+    })
+}
+
 /// `y[rows, out] = x[rows, in] · Wᵀ (+ bias)`.
 pub fn matmul(x: &[f32], rows: usize, w: &Packed, bias: Option<&[f32]>, y: &mut [f32]) {
+    matmul_with(best_kernel(), x, rows, w, bias, y);
+}
+
+/// [`matmul`] with a given kernel (which must be available: see [`best_kernel`]).
+fn matmul_with(
+    kernel: Kernel,
+    x: &[f32],
+    rows: usize,
+    w: &Packed,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let (inp, out) = (w.inp, w.out);
     assert_eq!(x.len(), rows * inp, "matmul input size");
     assert_eq!(y.len(), rows * out, "matmul output size");
@@ -97,19 +134,35 @@ pub fn matmul(x: &[f32], rows: usize, w: &Packed, bias: Option<&[f32]>, y: &mut 
     }
     let blocks = out.div_ceil(BLOCK);
     let ptr = OutPtr(y.as_mut_ptr());
-    let simd = simd_available();
+    let simd = kernel != Kernel::Plain;
+    let wide = kernel == Kernel::Avx512;
     (0..blocks.div_ceil(BLOCKS_PER_TASK))
         .into_par_iter()
         .for_each(|task| {
             let first = task * BLOCKS_PER_TASK;
+            let last = (first + BLOCKS_PER_TASK).min(blocks);
             let mut acc = vec![[0.0f32; BLOCK]; rows];
-            for b in first..(first + BLOCKS_PER_TASK).min(blocks) {
-                let cols = (out - b * BLOCK).min(BLOCK);
+            let mut acc2 = vec![[0.0f32; BLOCK]; rows];
+            let mut b = first;
+            while b < last {
+                // AVX-512 takes two blocks (32 outputs) per register tile.
+                let pair = wide && b + 1 < last;
                 acc.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
-                let block = w.block(b);
+                acc2.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
+                let (block, block2) = (w.block(b), w.block((b + 1).min(blocks - 1)));
                 for kc in (0..inp).step_by(KC) {
                     let len = (inp - kc).min(KC);
                     let chunk = &block[kc * BLOCK..(kc + len) * BLOCK];
+                    if pair {
+                        let chunk2 = &block2[kc * BLOCK..(kc + len) * BLOCK];
+                        let tiles = acc.chunks_mut(TILE512).zip(acc2.chunks_mut(TILE512));
+                        for (t, (tile, tile2)) in tiles.enumerate() {
+                            let xs = &x[t * TILE512 * inp + kc..];
+                            // SAFETY: AVX-512F was detected.
+                            unsafe { tile_avx512(xs, inp, len, [chunk, chunk2], tile, tile2) };
+                        }
+                        continue;
+                    }
                     for (t, tile) in acc.chunks_mut(TILE).enumerate() {
                         let xs = &x[t * TILE * inp + kc..];
                         if simd {
@@ -120,22 +173,28 @@ pub fn matmul(x: &[f32], rows: usize, w: &Packed, bias: Option<&[f32]>, y: &mut 
                         }
                     }
                 }
-                let cols_bias = bias.map(|bias| &bias[b * BLOCK..b * BLOCK + cols]);
-                for (row, acc) in acc.iter().enumerate() {
-                    // SAFETY: `row < rows` and columns `b * BLOCK..b * BLOCK + cols` (`<= out`)
-                    // are inside `y`; no other task writes block `b`'s columns.
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(ptr.at(row * out + b * BLOCK), cols)
-                    };
-                    match cols_bias {
-                        Some(bias) => {
-                            for ((d, &a), &c) in dst.iter_mut().zip(acc).zip(bias) {
-                                *d = a + c;
+                let done: &[&Vec<[f32; BLOCK]>] = if pair { &[&acc, &acc2] } else { &[&acc] };
+                for (i, acc) in done.iter().enumerate() {
+                    let b = b + i;
+                    let cols = (out - b * BLOCK).min(BLOCK);
+                    let cols_bias = bias.map(|bias| &bias[b * BLOCK..b * BLOCK + cols]);
+                    for (row, acc) in acc.iter().enumerate() {
+                        // SAFETY: `row < rows` and columns `b * BLOCK..b * BLOCK + cols` (`<= out`)
+                        // are inside `y`; no other task writes block `b`'s columns.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(ptr.at(row * out + b * BLOCK), cols)
+                        };
+                        match cols_bias {
+                            Some(bias) => {
+                                for ((d, &a), &c) in dst.iter_mut().zip(acc).zip(bias) {
+                                    *d = a + c;
+                                }
                             }
+                            None => dst.copy_from_slice(&acc[..cols]),
                         }
-                        None => dst.copy_from_slice(&acc[..cols]),
                     }
                 }
+                b += done.len();
             }
         });
 }
@@ -150,6 +209,18 @@ fn tile_plain(xs: &[f32], stride: usize, len: usize, chunk: &[f32], tile: &mut [
                 *a += xv * wv;
             }
         }
+    }
+}
+
+/// Whether the AVX-512 kernel can run here.
+pub fn simd512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -225,6 +296,93 @@ unsafe fn tile_avx2(
             }
             _ => {
                 tile_rows!(x, stride, len, w, t; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5))
+            }
+        }
+    }
+}
+
+/// The AVX-512 register tile: the listed input rows times two blocks (16 outputs each, one
+/// 16-lane register per row and block), accumulated onto `t` and `t2`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_rows_512 {
+    ($x:ident, $stride:ident, $len:ident, $w:ident, $w2:ident, $t:ident, $t2:ident; $(($r:literal, $lo:ident, $hi:ident, $row:ident)),+) => {{
+        use std::arch::x86_64::*;
+        $(
+            let mut $lo = _mm512_loadu_ps($t.add($r * BLOCK));
+            let mut $hi = _mm512_loadu_ps($t2.add($r * BLOCK));
+            let $row = $x.add($r * $stride);
+        )+
+        for k in 0..$len {
+            let w0 = _mm512_loadu_ps($w.add(k * BLOCK));
+            let w1 = _mm512_loadu_ps($w2.add(k * BLOCK));
+            $(
+                let b = _mm512_set1_ps(*$row.add(k));
+                $lo = _mm512_fmadd_ps(b, w0, $lo);
+                $hi = _mm512_fmadd_ps(b, w1, $hi);
+            )+
+        }
+        $(
+            _mm512_storeu_ps($t.add($r * BLOCK), $lo);
+            _mm512_storeu_ps($t2.add($r * BLOCK), $hi);
+        )+
+    }};
+}
+
+/// [`tile_plain`] for two blocks at once (`chunks`, accumulated onto `tile` and `tile2`), as
+/// the AVX-512 register tile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512(
+    xs: &[f32],
+    stride: usize,
+    len: usize,
+    chunks: [&[f32]; 2],
+    tile: &mut [[f32; BLOCK]],
+    tile2: &mut [[f32; BLOCK]],
+) {
+    let n = tile.len();
+    assert!(n <= TILE512 && n > 0 && tile2.len() == n);
+    assert!(xs.len() >= (n - 1) * stride + len && chunks.iter().all(|c| c.len() >= len * BLOCK));
+    let (x, w, w2) = (xs.as_ptr(), chunks[0].as_ptr(), chunks[1].as_ptr());
+    let (t, t2) = (
+        tile.as_mut_ptr() as *mut f32,
+        tile2.as_mut_ptr() as *mut f32,
+    );
+    // SAFETY (all arms): row `i < n` of `x` holds `len` values from `i * stride`, `w` and `w2`
+    // hold `len * BLOCK` values, `t` and `t2` `n * BLOCK` (checked above).
+    unsafe {
+        match n {
+            1 => tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0)),
+            2 => tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1)),
+            3 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2))
+            }
+            4 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3))
+            }
+            5 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4))
+            }
+            6 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5))
+            }
+            7 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5), (6, a6, b6, x6))
+            }
+            8 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5), (6, a6, b6, x6), (7, a7, b7, x7))
+            }
+            9 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5), (6, a6, b6, x6), (7, a7, b7, x7), (8, a8, b8, x8))
+            }
+            10 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5), (6, a6, b6, x6), (7, a7, b7, x7), (8, a8, b8, x8), (9, a9, b9, x9))
+            }
+            11 => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5), (6, a6, b6, x6), (7, a7, b7, x7), (8, a8, b8, x8), (9, a9, b9, x9), (10, a10, b10, x10))
+            }
+            _ => {
+                tile_rows_512!(x, stride, len, w, w2, t, t2; (0, a0, b0, x0), (1, a1, b1, x1), (2, a2, b2, x2), (3, a3, b3, x3), (4, a4, b4, x4), (5, a5, b5, x5), (6, a6, b6, x6), (7, a7, b7, x7), (8, a8, b8, x8), (9, a9, b9, x9), (10, a10, b10, x10), (11, a11, b11, x11))
             }
         }
     }
@@ -514,16 +672,19 @@ mod tests {
             let w = values(out * inp, 2);
             let bias = values(out, 3);
             let packed = Packed::new(&w, out, inp);
-            let mut y = vec![f32::NAN; rows * out];
-            matmul(&x, rows, &packed, Some(&bias), &mut y);
             let expect = reference(&x, rows, &w, out, inp);
-            for (i, (&got, want)) in y.iter().zip(expect).enumerate() {
-                let want = want + bias[i % out] as f64;
-                // f32 accumulation of up to 700 products: relative to the size of the value.
-                assert!(
-                    (got as f64 - want).abs() < 1e-5 * want.abs().max(10.0),
-                    "{rows}x{out}x{inp} [{i}]: {got} vs {want}"
-                );
+            let kernels = [Kernel::Plain, Kernel::Avx2, Kernel::Avx512];
+            for kernel in kernels.into_iter().filter(|&k| k <= best_kernel()) {
+                let mut y = vec![f32::NAN; rows * out];
+                matmul_with(kernel, &x, rows, &packed, Some(&bias), &mut y);
+                for (i, (&got, &want)) in y.iter().zip(&expect).enumerate() {
+                    let want = want + bias[i % out] as f64;
+                    // f32 accumulation of up to 700 products: relative to the size of the value.
+                    assert!(
+                        (got as f64 - want).abs() < 1e-5 * want.abs().max(10.0),
+                        "{kernel:?} {rows}x{out}x{inp} [{i}]: {got} vs {want}"
+                    );
+                }
             }
             // The plain tile, one pass over all of `in`.
             let n = rows.min(TILE);
