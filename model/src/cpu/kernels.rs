@@ -482,7 +482,7 @@ fn attend_plain(
 
 /// [`attend`] with AVX2: scores four keys at a time (four independent accumulator chains, one
 /// combined horizontal sum), and the weighted sum of values with the output head held in
-/// registers, 64 dimensions at a time. Head sizes that are not a multiple of 8 take the plain
+/// registers, 64 dimensions at a time. Head sizes that are not a multiple of 64 take the plain
 /// loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -495,7 +495,7 @@ unsafe fn attend_avx2(
 ) {
     use std::arch::x86_64::*;
     let d = q.len();
-    if d % 8 != 0 || d == 0 {
+    if d % 64 != 0 || d == 0 {
         return attend_plain(q, cache, scale, scores, out);
     }
     let (k, v) = (cache.k.as_ptr(), cache.v.as_ptr());
@@ -536,21 +536,21 @@ unsafe fn attend_avx2(
         }
     }
     let sum = softmax_weights(scores);
+    // 64 dimensions (8 registers) per pass; a constant count so they stay in registers.
     for chunk in (0..d).step_by(64) {
-        let lanes = (d - chunk).min(64) / 8;
         let mut acc = [_mm256_setzero_ps(); 8];
         for (t, &p) in keys.clone().zip(scores.iter()) {
             let w = _mm256_set1_ps(p / sum);
-            // SAFETY: as above; `chunk + 8 * lanes <= d`.
+            // SAFETY: as above; `chunk + 64 <= d`.
             unsafe {
                 let row = v.add(at(t) + chunk);
-                for (j, a) in acc.iter_mut().enumerate().take(lanes) {
+                for (j, a) in acc.iter_mut().enumerate() {
                     *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(row.add(8 * j)), *a);
                 }
             }
         }
-        for (j, a) in acc.iter().enumerate().take(lanes) {
-            // SAFETY: `out` holds `d` values.
+        for (j, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds `d` values, `chunk + 64 <= d`.
             unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(chunk + 8 * j), *a) };
         }
     }
