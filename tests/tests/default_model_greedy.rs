@@ -26,7 +26,7 @@ fn default_model_greedy_equals_transformers() {
             .collect()
     };
     // Greedy, stopping at the model's EOS, all prompts as one batch job.
-    let eos = generator.loaded().eos_token_ids.clone();
+    let eos = generator.info().eos_token_ids.clone();
     assert!(eos.contains(&(fixture["eos_token_id"].as_u64().unwrap() as u32)));
     let requests: Vec<GenerationRequest> = cases
         .iter()

@@ -23,7 +23,8 @@ use model::cpu::CpuModel;
 use model::engine::{self, Completion, GenerationRequest};
 use model::generate::FinishReason as EngineFinish;
 use model::sampler::SamplingParams as EngineSampling;
-use model::{load_any, LoadedModel};
+use model::tokenizer::TokenizerBundle;
+use model::{load_any, Config, LoadedModel, Model, ModelIdentity};
 
 use super::{FinishReason, GenRequest, Generation, Generator, Prompt, Sample, SamplingParams};
 use crate::model_source::resolve_model;
@@ -47,10 +48,26 @@ pub struct JobStats {
 
 /// A loaded checkpoint that answers [`GenRequest`]s.
 pub struct LocalGenerator {
-    loaded: LoadedModel<LocalBackend>,
+    info: CheckpointInfo,
+    weights: Weights,
     batch: usize,
-    /// The CPU engine's copy of the weights; `None` runs the burn model.
-    cpu: Option<CpuModel>,
+}
+
+/// What the generator keeps of a loaded checkpoint besides its weights.
+pub struct CheckpointInfo {
+    pub config: Config,
+    /// `None` for a checkpoint without a tokenizer (token ids in and out only).
+    pub tokenizer: Option<TokenizerBundle>,
+    /// Ids that end generation.
+    pub eos_token_ids: Vec<u32>,
+    pub identity: ModelIdentity,
+}
+
+/// The weights generation runs on: the CPU engine's packed copy (the burn model is dropped
+/// once packed, so the weights are held once) or the burn model itself.
+enum Weights {
+    Cpu(CpuModel),
+    Burn(Model<LocalBackend>),
 }
 
 /// The environment variable that picks the generation engine: `cpu` (default) or `burn`.
@@ -81,39 +98,53 @@ impl LocalGenerator {
         if batch == 0 {
             bail!("the batch size must be at least 1");
         }
+        let LoadedModel {
+            config,
+            model,
+            tokenizer,
+            eos_token_ids,
+            identity,
+        } = loaded;
         let engine = std::env::var(ENGINE_VAR).unwrap_or_default();
-        let cpu = match engine.as_str() {
+        let weights = match engine.as_str() {
             "" | "cpu" => {
                 let start = Instant::now();
-                let cpu = CpuModel::from_model(&loaded.model).with_context(|| {
-                    format!(
-                        "{}: cannot prepare the CPU engine",
-                        loaded.identity.path.display()
-                    )
+                let cpu = CpuModel::from_model(&model).with_context(|| {
+                    format!("{}: cannot prepare the CPU engine", identity.path.display())
                 })?;
                 tracing::debug!(
                     seconds = start.elapsed().as_secs_f64(),
                     "weights packed for the CPU engine"
                 );
-                Some(cpu)
+                Weights::Cpu(cpu)
             }
-            "burn" => None,
+            "burn" => Weights::Burn(model),
             other => bail!("{ENGINE_VAR}={other:?}: expected `cpu` or `burn`"),
         };
-        Ok(Self { loaded, batch, cpu })
+        let info = CheckpointInfo {
+            config,
+            tokenizer,
+            eos_token_ids,
+            identity,
+        };
+        Ok(Self {
+            info,
+            weights,
+            batch,
+        })
     }
 
-    /// The checkpoint.
-    pub fn loaded(&self) -> &LoadedModel<LocalBackend> {
-        &self.loaded
+    /// The checkpoint's config, tokenizer, EOS ids and identity.
+    pub fn info(&self) -> &CheckpointInfo {
+        &self.info
     }
 
     /// Token ids of a prompt.
     pub fn encode(&self, prompt: &Prompt) -> Result<Vec<u32>> {
-        let bundle = self.loaded.tokenizer.as_ref().ok_or_else(|| {
+        let bundle = self.info.tokenizer.as_ref().ok_or_else(|| {
             anyhow!(
                 "{}: the checkpoint has no tokenizer; give token ids instead of text",
-                self.loaded.identity.path.display()
+                self.info.identity.path.display()
             )
         })?;
         let ids = match prompt {
@@ -134,7 +165,7 @@ impl LocalGenerator {
 
     /// Text of generated ids (special tokens skipped); `None` without a tokenizer.
     pub fn decode(&self, ids: &[u32]) -> Option<String> {
-        let bundle = self.loaded.tokenizer.as_ref()?;
+        let bundle = self.info.tokenizer.as_ref()?;
         Some(bundle.tokenizer.decode(ids, true).unwrap_or_default())
     }
 
@@ -152,7 +183,7 @@ impl LocalGenerator {
                 seed: params.seed.unwrap_or_else(clock_seed),
             },
             max_new_tokens: params.max_tokens as usize,
-            stop_token_ids: self.loaded.eos_token_ids.clone(),
+            stop_token_ids: self.info.eos_token_ids.clone(),
             stop: params.stop.clone(),
             n: params.n as usize,
         }
@@ -162,13 +193,13 @@ impl LocalGenerator {
     pub fn run(&self, requests: &[GenerationRequest]) -> Result<(Vec<Vec<Completion>>, JobStats)> {
         let start = Instant::now();
         let decode = |ids: &[u32]| self.decode(ids).unwrap_or_default();
-        let decoder: Option<engine::Decoder<'_>> = match self.loaded.tokenizer {
+        let decoder: Option<engine::Decoder<'_>> = match self.info.tokenizer {
             Some(_) => Some(&decode),
             None => None,
         };
-        let results = match &self.cpu {
-            Some(cpu) => engine::generate(cpu, requests, self.batch, decoder)?,
-            None => engine::generate(&self.loaded.model, requests, self.batch, decoder)?,
+        let results = match &self.weights {
+            Weights::Cpu(cpu) => engine::generate(cpu, requests, self.batch, decoder)?,
+            Weights::Burn(model) => engine::generate(model, requests, self.batch, decoder)?,
         };
         let stats = JobStats {
             prompt_tokens: requests.iter().map(|r| r.prompt.len()).sum(),
@@ -186,7 +217,7 @@ impl LocalGenerator {
         }
         let r = self.request(prompt, &request.params);
         r.sampling.validate()?;
-        let vocab = self.loaded.config.vocab_size;
+        let vocab = self.info.config.vocab_size;
         if let Some(id) = r.prompt.iter().find(|&&id| id as usize >= vocab) {
             bail!("prompt token {id} is outside the model's vocabulary ({vocab})");
         }
@@ -234,18 +265,18 @@ impl Generator for LocalGenerator {
     }
 
     fn describe(&self) -> String {
-        format!("local:{}", self.loaded.identity.path.display())
+        format!("local:{}", self.info.identity.path.display())
     }
 
     fn identity(&self) -> serde_json::Value {
-        let id = &self.loaded.identity;
+        let id = &self.info.identity;
         serde_json::json!({
             "describe": self.describe(),
             "kind": format!("{:?}", id.kind),
             "weight_files": id.weight_files,
             "weights_sha256": id.weights_sha256().map_err(|e| e.to_string()).map(str::to_owned)
                 .unwrap_or_else(|e| format!("unavailable: {e}")),
-            "architecture": format!("{:?}", self.loaded.config.architecture().ok()),
+            "architecture": format!("{:?}", self.info.config.architecture().ok()),
             "batch": self.batch,
         })
     }
