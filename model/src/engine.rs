@@ -21,7 +21,6 @@ use burn::tensor::Tensor;
 
 use crate::batch::SlotCache;
 use crate::cache::KvCache;
-use crate::config::RopeScaling;
 use crate::cpu::{CpuModel, SeqKv};
 use crate::generate::FinishReason;
 use crate::model::{ForwardError, Model};
@@ -266,7 +265,8 @@ fn finish(
     }
 }
 
-fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+/// A tensor's values as `f32` (converted from its dtype when it is not f32).
+pub(crate) fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     let data = t.into_data();
     match data.to_vec::<f32>() {
         Ok(v) => v,
@@ -386,7 +386,7 @@ impl<B: Backend> Runner for Model<B> {
     }
 
     fn chunked_prefill(&self) -> bool {
-        !matches!(self.rope.scaling, RopeScaling::Dynamic { .. })
+        !self.rope.depends_on_length()
     }
 
     fn check_prompt(&self, prompt: &[u32]) -> Result<(), ForwardError> {
@@ -460,9 +460,12 @@ impl Runner for CpuModel {
         tokens: &[u32],
         logits: bool,
     ) -> Result<Vec<f32>, ForwardError> {
-        // The head costs little for one row; computing it always keeps one code path.
-        let out = self.forward(&mut [(seq, tokens)])?;
-        Ok(if logits { out } else { Vec::new() })
+        if logits {
+            self.forward(&mut [(seq, tokens)])
+        } else {
+            self.append(seq, tokens)?;
+            Ok(Vec::new())
+        }
     }
 
     fn new_slots(&self) -> Vec<SeqKv> {

@@ -72,6 +72,37 @@ impl Rope {
         }
     }
 
+    /// Whether the rotation of a position depends on the length of the context it is encoded
+    /// in (`dynamic` scaling), so a sequence cannot be encoded in independent pieces.
+    pub fn depends_on_length(&self) -> bool {
+        matches!(self.scaling, RopeScaling::Dynamic { .. })
+    }
+
+    /// `cos` and `sin`, each `[rows, dim]` flattened, for rows of (absolute 0-based position,
+    /// length of the context it is encoded in).
+    pub fn cos_sin(&self, rows: impl IntoIterator<Item = (usize, usize)>) -> (Vec<f32>, Vec<f32>) {
+        let mut cos = Vec::new();
+        let mut sin = Vec::new();
+        let mut inv: Option<(usize, Vec<f32>)> = None;
+        for (p, seq_len) in rows {
+            // Only dynamic scaling looks at the length; recompute when it changes.
+            let key = if self.depends_on_length() { seq_len } else { 0 };
+            if inv.as_ref().is_none_or(|(k, _)| *k != key) {
+                inv = Some((key, self.inv_freq(seq_len)));
+            }
+            let Some((_, freqs)) = &inv else { continue };
+            // emb = cat(freqs, freqs): the same angle for dims i and i + d/2.
+            for _ in 0..2 {
+                for &f in freqs {
+                    let angle = f * p as f32;
+                    cos.push(angle.cos());
+                    sin.push(angle.sin());
+                }
+            }
+        }
+        (cos, sin)
+    }
+
     /// Tables for `positions` (absolute, 0-based) in a context of `seq_len` tokens.
     pub fn tables<B: Backend>(
         &self,
@@ -79,30 +110,14 @@ impl Rope {
         seq_len: usize,
         device: &B::Device,
     ) -> RopeTables<B> {
-        let inv = self.inv_freq(seq_len);
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(positions.len() * self.dim);
-        let mut sin = Vec::with_capacity(positions.len() * self.dim);
-        for &p in positions {
-            // emb = cat(freqs, freqs): the same angle for dims i and i + d/2.
-            for _ in 0..2 {
-                for &f in &inv {
-                    let angle = f * p as f32;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
-            }
-        }
-        debug_assert_eq!(cos.len(), positions.len() * 2 * half);
+        let (cos, sin) = self.cos_sin(positions.iter().map(|&p| (p, seq_len)));
         let shape = [1, 1, positions.len(), self.dim];
         RopeTables {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
             sin: Tensor::from_data(TensorData::new(sin, shape), device),
         }
     }
-}
 
-impl Rope {
     /// Tables for one new token per row: row `r` at position `positions[r]` in a context of
     /// `positions[r] + 1` tokens. Returns `[rows, 1, 1, dim]` each.
     pub fn tables_rows<B: Backend>(
@@ -110,24 +125,7 @@ impl Rope {
         positions: &[usize],
         device: &B::Device,
     ) -> RopeTables<B> {
-        let mut cos = Vec::with_capacity(positions.len() * self.dim);
-        let mut sin = Vec::with_capacity(positions.len() * self.dim);
-        let shared = !matches!(self.scaling, RopeScaling::Dynamic { .. });
-        let base_inv = if shared { self.inv_freq(1) } else { Vec::new() };
-        for &p in positions {
-            let inv = if shared {
-                base_inv.clone()
-            } else {
-                self.inv_freq(p + 1)
-            };
-            for _ in 0..2 {
-                for &f in &inv {
-                    let angle = f * p as f32;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
-            }
-        }
+        let (cos, sin) = self.cos_sin(positions.iter().map(|&p| (p, p + 1)));
         let shape = [positions.len(), 1, 1, self.dim];
         RopeTables {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),

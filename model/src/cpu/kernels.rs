@@ -1,5 +1,5 @@
-//! The CPU engine's arithmetic: a matrix product against weights packed once at load, and the
-//! small vector pieces of attention (dot products, `y += a * x`).
+//! The CPU engine's arithmetic: a matrix product against weights packed once at load, and one
+//! query head's attention over its cached keys and values.
 //!
 //! Packed layout: the HF weight `[out, in]` is cut into blocks of [`BLOCK`] output rows, and a
 //! block is stored `k`-major: `packed[(block * in + k) * BLOCK + j] = W[block * BLOCK + j][k]`
@@ -388,17 +388,6 @@ unsafe fn tile_avx512(
     }
 }
 
-/// `Σ a[i] b[i]`.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if simd_cached() {
-        // SAFETY: AVX2 and FMA were detected.
-        return unsafe { dot_avx2(a, b) };
-    }
-    dot_plain(a, b)
-}
-
 fn dot_plain(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -407,17 +396,6 @@ fn axpy_plain(a: f32, x: &[f32], y: &mut [f32]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += a * x;
     }
-}
-
-/// `y += a * x`.
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    debug_assert_eq!(x.len(), y.len());
-    #[cfg(target_arch = "x86_64")]
-    if simd_cached() {
-        // SAFETY: AVX2 and FMA were detected.
-        return unsafe { axpy_avx2(a, x, y) };
-    }
-    axpy_plain(a, x, y);
 }
 
 /// The cached keys and values one query head reads: rows `keys` of caches laid out
@@ -451,7 +429,7 @@ pub fn attend(
     assert_eq!(out.len(), d);
     scores.clear();
     #[cfg(target_arch = "x86_64")]
-    if simd_cached() {
+    if best_kernel() != Kernel::Plain {
         // SAFETY: AVX2 and FMA were detected.
         return unsafe { attend_avx2(q, cache, scale, scores, out) };
     }
@@ -495,7 +473,7 @@ unsafe fn attend_avx2(
 ) {
     use std::arch::x86_64::*;
     let d = q.len();
-    if d % 64 != 0 || d == 0 {
+    if !d.is_multiple_of(64) || d == 0 {
         return attend_plain(q, cache, scale, scores, out);
     }
     let (k, v) = (cache.k.as_ptr(), cache.v.as_ptr());
@@ -567,12 +545,6 @@ fn softmax_weights(scores: &mut [f32]) -> f32 {
     sum
 }
 
-fn simd_cached() -> bool {
-    use std::sync::OnceLock;
-    static SIMD: OnceLock<bool> = OnceLock::new();
-    *SIMD.get_or_init(simd_available)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -607,28 +579,6 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         sum += a[j] * b[j];
     }
     sum
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let n = x.len().min(y.len());
-    let av = _mm256_set1_ps(a);
-    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
-    let mut i = 0;
-    // SAFETY: every access covers `i..i + 8` with `i + 8 <= n`.
-    unsafe {
-        while i + 8 <= n {
-            let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
-            _mm256_storeu_ps(py.add(i), v);
-            i += 8;
-        }
-    }
-    for j in i..n {
-        y[j] += a * x[j];
-    }
 }
 
 #[cfg(test)]
@@ -772,9 +722,15 @@ mod tests {
             let a = values(n, 5);
             let b = values(n, 6);
             let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            assert!((dot(&a, &b) as f64 - want).abs() < 1e-4);
+            assert!((dot_plain(&a, &b) as f64 - want).abs() < 1e-4);
+            #[cfg(target_arch = "x86_64")]
+            if simd_available() {
+                // SAFETY: AVX2 and FMA were detected.
+                let got = unsafe { dot_avx2(&a, &b) };
+                assert!((got as f64 - want).abs() < 1e-4);
+            }
             let mut y = b.clone();
-            axpy(0.5, &a, &mut y);
+            axpy_plain(0.5, &a, &mut y);
             for i in 0..n {
                 assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
             }

@@ -20,10 +20,9 @@
 pub mod kernels;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use crate::config::RopeScaling;
+use crate::engine::to_f32;
 use crate::model::{ForwardError, Model};
 use crate::rope::Rope;
 use kernels::{attend, matmul, HeadCache, Packed};
@@ -93,19 +92,11 @@ impl SeqKv {
     }
 }
 
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    let data = t.into_data();
-    match data.to_vec::<f32>() {
-        Ok(v) => v,
-        Err(_) => data.convert::<f32>().to_vec::<f32>().unwrap_or_default(),
-    }
-}
-
 /// `[out, in]` weight and bias of a burn `Linear` (whose parameter is `[in, out]`).
 fn linear<B: Backend>(l: &burn::nn::Linear<B>) -> (Vec<f32>, usize, usize, Option<Vec<f32>>) {
     let [inp, out] = l.weight.dims();
-    let w = values(l.weight.val().transpose());
-    (w, out, inp, l.bias.as_ref().map(|b| values(b.val())))
+    let w = to_f32(l.weight.val().transpose());
+    (w, out, inp, l.bias.as_ref().map(|b| to_f32(b.val())))
 }
 
 /// Stack linears that read the same input into one packed weight (and one bias, zeros where a
@@ -128,7 +119,7 @@ fn stacked<B: Backend>(parts: &[&burn::nn::Linear<B>]) -> (Packed, Option<Vec<f3
 
 fn norm<B: Backend>(n: &crate::norm::RmsNorm<B>) -> Norm {
     Norm {
-        weight: values(n.weight.val()),
+        weight: to_f32(n.weight.val()),
         eps: n.eps as f32,
     }
 }
@@ -180,7 +171,7 @@ impl CpuModel {
                 logn_train_len: a.settings.logn_train_len,
             });
         }
-        let embed_values = values(model.embed_tokens.weight.val());
+        let embed_values = to_f32(model.embed_tokens.weight.val());
         let (head, embed) = match &model.lm_head {
             Some(h) => (stacked(&[h]).0, Some(embed_values)),
             None => (Packed::new(&embed_values, vocab, hidden), None),
@@ -210,7 +201,7 @@ impl CpuModel {
     /// Whether prompts may be prefilled in chunks (not with `dynamic` rope scaling, whose
     /// base depends on the length of each forward pass).
     pub fn chunked_prefill(&self) -> bool {
-        !matches!(self.rope.scaling, RopeScaling::Dynamic { .. })
+        !self.rope.depends_on_length()
     }
 
     /// An empty cache.
@@ -239,18 +230,7 @@ impl CpuModel {
     /// Run each sequence's new tokens (appending them to its cache) and return the logits of the
     /// last new token of every sequence, `[seqs, vocab]` flattened.
     pub fn forward(&self, seqs: &mut [(&mut SeqKv, &[u32])]) -> Result<Vec<f32>, ForwardError> {
-        if seqs.is_empty() {
-            return Err(ForwardError::Empty);
-        }
-        for (kv, tokens) in seqs.iter() {
-            self.check_tokens(tokens)?;
-            if kv.k.len() != self.layers.len() {
-                return Err(ForwardError::CacheLayers {
-                    expected: self.layers.len(),
-                    found: kv.k.len(),
-                });
-            }
-        }
+        self.check(seqs)?;
         let x = self.hidden_states(seqs);
         // The last row of each sequence.
         let mut last = Vec::with_capacity(seqs.len() * self.hidden);
@@ -263,6 +243,31 @@ impl CpuModel {
         let mut logits = vec![0.0; seqs.len() * self.vocab];
         matmul(&last, seqs.len(), &self.head, None, &mut logits);
         Ok(logits)
+    }
+
+    /// Append `tokens` to `seq` without computing logits (a prefill chunk that is not the last).
+    pub fn append(&self, seq: &mut SeqKv, tokens: &[u32]) -> Result<(), ForwardError> {
+        let mut seqs = [(seq, tokens)];
+        self.check(&seqs)?;
+        self.hidden_states(&mut seqs);
+        Ok(())
+    }
+
+    /// Every sequence has tokens inside the vocabulary and a cache of this model's depth.
+    fn check(&self, seqs: &[(&mut SeqKv, &[u32])]) -> Result<(), ForwardError> {
+        if seqs.is_empty() {
+            return Err(ForwardError::Empty);
+        }
+        for (kv, tokens) in seqs {
+            self.check_tokens(tokens)?;
+            if kv.k.len() != self.layers.len() {
+                return Err(ForwardError::CacheLayers {
+                    expected: self.layers.len(),
+                    found: kv.k.len(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Logits of every position of one sequence, `[ids, vocab]` flattened, one pass without a
@@ -295,7 +300,9 @@ impl CpuModel {
                 None => self.head.row(id as usize, dst),
             }
         }
-        let (cos, sin) = self.rope_tables(&rows);
+        let (cos, sin) = self
+            .rope
+            .cos_sin(rows.iter().map(|&(_, pos, total)| (pos, total)));
         let qkv_width = (h + 2 * g) * d;
         let mut normed = vec![0.0f32; n * hd];
         let mut qkv = vec![0.0f32; n * qkv_width];
@@ -380,33 +387,6 @@ impl CpuModel {
             kv.len += tokens.len();
         }
         x
-    }
-
-    /// `cos` and `sin`, `[rows, head_dim]`, for each row's position (with the rope base of the
-    /// row's context length under `dynamic` scaling, as the burn path).
-    fn rope_tables(&self, rows: &[(usize, usize, usize)]) -> (Vec<f32>, Vec<f32>) {
-        let d = self.head_dim;
-        let shared = self.chunked_prefill().then(|| self.rope.inv_freq(1));
-        let mut cos = Vec::with_capacity(rows.len() * d);
-        let mut sin = Vec::with_capacity(rows.len() * d);
-        for &(_, pos, total) in rows {
-            let own;
-            let inv = match &shared {
-                Some(inv) => inv,
-                None => {
-                    own = self.rope.inv_freq(total);
-                    &own
-                }
-            };
-            for _ in 0..2 {
-                for &f in inv {
-                    let angle = f * pos as f32;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
-            }
-        }
-        (cos, sin)
     }
 }
 
