@@ -271,7 +271,7 @@ impl BitPattern {
             .iter()
             .map(|x| x.count_zeros() as usize)
             .sum();
-        if self.len % 64 != 0 {
+        if !self.len.is_multiple_of(64) {
             zeros += count_zeros_low(self.v[full], self.len % 64);
         }
         zeros

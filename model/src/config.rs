@@ -342,7 +342,7 @@ impl Config {
                 return Err(invalid(name, "must be > 0"));
             }
         }
-        if self.num_attention_heads % self.num_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(invalid(
                 "num_key_value_heads",
                 format!(
@@ -352,7 +352,7 @@ impl Config {
                 ),
             ));
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(invalid(
                 "hidden_size",
                 format!(
@@ -361,7 +361,7 @@ impl Config {
                 ),
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(invalid(
                 "head_dim",
                 "rotary embedding needs an even head_dim",

@@ -55,7 +55,7 @@ impl Gguf {
     }
     /// Pads to 32 and appends `n` data bytes.
     fn data(&mut self, n: usize) -> &mut Self {
-        while self.b.len() % 32 != 0 {
+        while !self.b.len().is_multiple_of(32) {
             self.b.push(0);
         }
         self.b.extend(std::iter::repeat_n(0x11u8, n));
@@ -320,7 +320,7 @@ fn bad_alignment() {
     // a valid custom alignment moves the data section
     let mut g = Gguf::header(1, 1);
     g.kv_u32("general.alignment", 64).tensor("t", &[4], 0, 0);
-    while g.b.len() % 64 != 0 {
+    while !g.b.len().is_multiple_of(64) {
         g.u8(0);
     }
     g.b.extend([0u8; 16]);

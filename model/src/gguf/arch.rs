@@ -421,9 +421,9 @@ fn read_rope_scaling(
 fn check_permutation(len: usize, n_rows: usize, n_head: usize) -> Result<usize, GgufError> {
     let ok = n_rows > 0
         && n_head > 0
-        && n_rows % n_head == 0
-        && (n_rows / n_head) % 2 == 0
-        && len % n_rows == 0;
+        && n_rows.is_multiple_of(n_head)
+        && (n_rows / n_head).is_multiple_of(2)
+        && len.is_multiple_of(n_rows);
     if !ok {
         return Err(GgufError::InvalidModel(format!(
             "cannot (un)permute {len} items as {n_rows} rows of {n_head} heads with an even head dimension"

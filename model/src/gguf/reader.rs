@@ -412,7 +412,7 @@ fn place_tensor(
     alignment: u64,
     file_len: u64,
 ) -> Result<(), GgufError> {
-    if t.relative_offset % alignment != 0 {
+    if !t.relative_offset.is_multiple_of(alignment) {
         return Err(GgufError::MisalignedTensor {
             offset: t.info_offset,
             name: t.name.clone(),
