@@ -1,4 +1,4 @@
-//! Prefill and decode speed of a Hugging Face checkpoint on the CPU, greedy, EOS ignored: the
+//! Prefill and decode speed of a Hugging Face checkpoint or GGUF file on the CPU, greedy, EOS ignored: the
 //! selfinstruct side of `bench/model/run.sh`. `SELFINSTRUCT_ENGINE=burn` measures the burn
 //! model (flex backend) instead of the CPU engine (`model::cpu`).
 //!
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let device = Default::default();
     let t = Instant::now();
-    let (_, model) = model::load_checkpoint::<Flex>(std::path::Path::new(dir), &device)?;
+    let model = model::load_any::<Flex>(std::path::Path::new(dir), &device)?.model;
     let load_s = t.elapsed().as_secs_f64();
     let requests: Vec<GenerationRequest> = rows
         .iter()
