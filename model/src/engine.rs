@@ -13,6 +13,10 @@
 //! boundaries never depend on the other requests, a prompt computes exactly the same numbers
 //! whether its prefix came from the cache or not. (Not with `dynamic` rope scaling, whose base
 //! depends on the length of each forward pass: such models prefill in one pass, uncached.)
+//! Where the model computes every row independently of how a prompt is cut
+//! ([`Runner::splits_anywhere`]: the CPU engine), a prompt is also cut where it stops sharing a
+//! prefix with another request of the job, so prefixes of any length are computed once (the
+//! chat template and system message that every chat prompt starts with, for one).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -277,12 +281,17 @@ pub(crate) fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 /// Prefill chunk length (tokens); prompt prefixes are shared at multiples of it.
 pub const PREFILL_CHUNK: usize = 64;
 
-/// Keys and values of chunk-aligned prompt prefixes that more than one request of a job starts
-/// with (only those are kept, so memory stays bounded by what is actually shared).
+/// Keys and values of prompt prefixes that more than one request of a job starts with (only
+/// those are kept, so memory stays bounded by what is actually shared). Prefixes end at chunk
+/// boundaries, or, for a model that [`Runner::splits_anywhere`], wherever a prompt stops
+/// sharing tokens with another prompt of the job.
 struct PrefixCache<S> {
-    /// How many requests start with each chunk-aligned prefix.
+    /// How many requests start with each prefix that ends at one of their cut points.
     shared: HashMap<Vec<u32>, usize>,
     cached: HashMap<Vec<u32>, S>,
+    /// Each prompt's cut points inside it, ascending: chunk ends, or where it stops sharing a
+    /// prefix with another prompt when the model [`Runner::splits_anywhere`].
+    cuts: HashMap<Vec<u32>, Vec<usize>>,
     chunked: bool,
 }
 
@@ -290,17 +299,36 @@ impl<S: Clone> PrefixCache<S> {
     fn new<R: Runner<Seq = S>>(model: &R, requests: &[GenerationRequest]) -> Self {
         let chunked = model.chunked_prefill();
         let mut shared: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut cuts: HashMap<Vec<u32>, Vec<usize>> = HashMap::new();
         if chunked {
-            for r in requests {
-                for end in chunk_ends(r.prompt.len()) {
-                    *shared.entry(r.prompt[..end].to_vec()).or_default() += 1;
+            let prompts: Vec<&[u32]> = requests.iter().map(|r| &r.prompt[..]).collect();
+            // Cut where prefixes are shared when any cut gives the same numbers, else at the
+            // fixed chunk boundaries.
+            let cut_points: Vec<Vec<usize>> = if model.splits_anywhere() {
+                common_prefixes(&prompts)
+            } else {
+                prompts.iter().map(|p| chunk_ends(p.len())).collect()
+            };
+            for (prompt, ends) in prompts.iter().zip(cut_points) {
+                // A prompt equal to another (or a prefix of one) shares all but its last token,
+                // which yields the logits.
+                let mut ends: Vec<usize> = ends
+                    .into_iter()
+                    .map(|end| end.min(prompt.len().saturating_sub(1)))
+                    .filter(|&end| end > 0)
+                    .collect();
+                ends.dedup();
+                for &end in &ends {
+                    *shared.entry(prompt[..end].to_vec()).or_default() += 1;
                 }
+                cuts.insert(prompt.to_vec(), ends);
             }
             shared.retain(|_, n| *n > 1);
         }
         Self {
             shared,
             cached: HashMap::new(),
+            cuts,
             chunked,
         }
     }
@@ -316,7 +344,10 @@ impl<S: Clone> PrefixCache<S> {
             let logits = model.extend(&mut kv, prompt, true)?;
             return Ok((kv, logits));
         }
-        let ends = chunk_ends(prompt.len());
+        let ends = match self.cuts.get(prompt) {
+            Some(ends) => ends.clone(),
+            None => chunk_ends(prompt.len()),
+        };
         // Resume after the longest cached prefix, if any.
         let start = match ends
             .iter()
@@ -342,6 +373,46 @@ impl<S: Clone> PrefixCache<S> {
     }
 }
 
+/// For each prompt, the lengths of the prefixes it shares with the other prompts (the longest
+/// common prefix with each of them, distinct values): sorted, neighbours share the most, and
+/// the common prefix with a prompt further away is the minimum over the steps to it.
+fn common_prefixes(prompts: &[&[u32]]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by(|&a, &b| prompts[a].cmp(prompts[b]));
+    // lcp[i]: common prefix of sorted prompts i and i + 1.
+    let lcp: Vec<usize> = order
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (prompts[w[0]], prompts[w[1]]);
+            a.iter().zip(b).take_while(|(x, y)| x == y).count()
+        })
+        .collect();
+    let mut out = vec![Vec::new(); prompts.len()];
+    for (pos, &p) in order.iter().enumerate() {
+        let mut lens = Vec::new();
+        let mut run = usize::MAX;
+        for &l in lcp[pos..].iter() {
+            run = run.min(l);
+            if run == 0 {
+                break;
+            }
+            lens.push(run);
+        }
+        run = usize::MAX;
+        for &l in lcp[..pos].iter().rev() {
+            run = run.min(l);
+            if run == 0 {
+                break;
+            }
+            lens.push(run);
+        }
+        lens.sort_unstable();
+        lens.dedup();
+        out[p] = lens;
+    }
+    out
+}
+
 /// What the engine needs from a model: prefill one sequence, then decode many sequences one
 /// token at a time in slots. Implemented by the burn [`Model`] (any backend) and by the CPU
 /// engine's [`CpuModel`].
@@ -353,6 +424,11 @@ pub trait Runner {
     fn vocab_size(&self) -> usize;
     /// Whether prompts may be prefilled in fixed chunks (and their prefixes shared).
     fn chunked_prefill(&self) -> bool;
+    /// Whether a prompt prefilled in pieces cut anywhere gives the same numbers as in chunks
+    /// (every row computed on its own), so prefixes may be shared at any length.
+    fn splits_anywhere(&self) -> bool {
+        false
+    }
     /// An error for a prompt the model cannot run (empty, ids outside the vocabulary).
     fn check_prompt(&self, prompt: &[u32]) -> Result<(), ForwardError>;
     fn new_seq(&self) -> Self::Seq;
@@ -446,6 +522,12 @@ impl Runner for CpuModel {
         CpuModel::chunked_prefill(self)
     }
 
+    fn splits_anywhere(&self) -> bool {
+        // Each row's products, attention and norms run the same operations in the same order
+        // whatever rows share its forward pass.
+        CpuModel::chunked_prefill(self)
+    }
+
     fn check_prompt(&self, prompt: &[u32]) -> Result<(), ForwardError> {
         self.check_tokens(prompt)
     }
@@ -513,4 +595,57 @@ fn chunk_ends(len: usize) -> Vec<usize> {
         .map(|i| i * PREFILL_CHUNK)
         .take_while(|&end| end < len)
         .collect()
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::common_prefixes;
+
+    /// Brute force: the distinct non-zero longest common prefixes with every other prompt.
+    fn brute(prompts: &[&[u32]]) -> Vec<Vec<usize>> {
+        (0..prompts.len())
+            .map(|i| {
+                let mut lens: Vec<usize> = (0..prompts.len())
+                    .filter(|&j| j != i)
+                    .map(|j| {
+                        let (a, b) = (prompts[i], prompts[j]);
+                        a.iter().zip(b).take_while(|(x, y)| x == y).count()
+                    })
+                    .filter(|&l| l > 0)
+                    .collect();
+                lens.sort_unstable();
+                lens.dedup();
+                lens
+            })
+            .collect()
+    }
+
+    #[test]
+    fn common_prefixes_equal_the_pairwise_definition() {
+        let cases: Vec<Vec<Vec<u32>>> = vec![
+            vec![],
+            vec![vec![1, 2, 3]],
+            vec![vec![1, 2, 3], vec![1, 2, 3]],
+            vec![
+                vec![1, 2, 3, 4],
+                vec![1, 2],
+                vec![1, 2, 5],
+                vec![9],
+                vec![1, 7],
+            ],
+            // A pseudo-random mix of shared heads and tails.
+            (0..40u32)
+                .map(|i| {
+                    let head = (i % 4) as usize * 3;
+                    let mut p: Vec<u32> = (0..head as u32).collect();
+                    p.extend((0..(i % 5)).map(|j| (i * 7 + j) % 3));
+                    p
+                })
+                .collect(),
+        ];
+        for prompts in &cases {
+            let refs: Vec<&[u32]> = prompts.iter().map(|p| &p[..]).collect();
+            assert_eq!(common_prefixes(&refs), brute(&refs), "{prompts:?}");
+        }
+    }
 }

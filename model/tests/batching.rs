@@ -206,3 +206,44 @@ fn shared_prompt_prefixes_give_the_same_output() {
         }
     }
 }
+
+/// What `Runner::splits_anywhere` promises for the CPU engine: a prompt prefilled in pieces cut
+/// anywhere, or beside other sequences in one forward pass, gives bit-identical logits to the
+/// prompt in one piece, alone. (The engine then shares prompt prefixes of any length.)
+#[test]
+fn cpu_engine_rows_do_not_depend_on_the_cut_or_the_neighbours() {
+    for name in ["qwen2_gqa4_untied", "qwen3_qk_norm", "llama_gqa2_sharded"] {
+        let cpu = CpuModel::from_model(&load(name)).unwrap();
+        let prompt: Vec<u32> = (0..150u32).map(|j| (j * 31 + 7) % 256).collect();
+        let whole = {
+            let mut kv = cpu.new_seq();
+            cpu.forward(&mut [(&mut kv, &prompt[..])]).unwrap()
+        };
+        for cut in [1, 13, 64, 100, 149] {
+            let mut kv = cpu.new_seq();
+            cpu.append(&mut kv, &prompt[..cut]).unwrap();
+            let pieces = cpu.forward(&mut [(&mut kv, &prompt[cut..])]).unwrap();
+            assert!(
+                pieces
+                    .iter()
+                    .zip(&whole)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name}: cut at {cut}"
+            );
+        }
+        // Beside another sequence of another length, in the same forward pass.
+        let other: Vec<u32> = (0..37u32).map(|j| (j * 11 + 3) % 256).collect();
+        let (mut a, mut b) = (cpu.new_seq(), cpu.new_seq());
+        let both = cpu
+            .forward(&mut [(&mut b, &other[..]), (&mut a, &prompt[..])])
+            .unwrap();
+        let vocab = whole.len();
+        assert!(
+            both[vocab..]
+                .iter()
+                .zip(&whole)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name}: beside another sequence"
+        );
+    }
+}
