@@ -5,7 +5,8 @@ prompts as one left-padded batch (`model.generate`), and the first prompt alone 
     python bench/gguf/hf_bench.py MODEL.gguf PROMPTS.jsonl --new 128 --threads 2
 
 Prints one JSON line per job: generated tokens / wall time of the whole `generate` call
-(prefill included), peak RSS.
+(prefill included); prefill tokens/s of one separately timed forward over the prompts, and
+decode tokens/s = tokens after the first / (generate time - that prefill time); peak RSS.
 """
 
 import argparse
@@ -37,6 +38,10 @@ def main() -> None:
             width = max(len(r) for r in batch)
             ids = torch.tensor([[pad] * (width - len(r)) + r for r in batch])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch])
+            # Prefill alone (one forward over the prompts), timed as the decode speed's baseline.
+            t0 = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask)
+            prefill = time.perf_counter() - t0
             t0 = time.perf_counter()
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=args.new,
                                  min_new_tokens=args.new, do_sample=False, pad_token_id=pad)
@@ -48,6 +53,9 @@ def main() -> None:
                     model.config._attn_implementation),
                 "job": label, "threads": args.threads, "prompts": len(batch),
                 "generated_tokens": generated, "aggregate_tok_s": round(generated / wall, 1),
+                "prefill_tok_s": round(int(mask.sum()) / prefill, 1),
+                # Tokens after the first / (generation - the separately timed prefill).
+                "decode_tok_s": round((generated - len(batch)) / max(wall - prefill, 1e-9), 1),
                 "wall_s": round(wall, 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }), flush=True)

@@ -20,7 +20,7 @@ OUT=bench/out/gguf
 mkdir -p "$OUT"
 PROMPTS=$OUT/prompts32.jsonl
 [ -f "$PROMPTS" ] || "$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --make-prompts 32
-cargo build -p pipeline 2>&1 | tail -1
+cargo build -p pipeline -p model --example decode_speed 2>&1 | tail -1
 BIN=${CARGO_TARGET_DIR:-target}/debug/selfinstruct
 echo "# $(date -u +%FT%TZ) $(uptime | sed 's/.*load/load/') threads=$THREADS new=$NEW"
 head -1 "$PROMPTS" > "$OUT/prompt1.jsonl"
@@ -33,6 +33,10 @@ for B in 32 1; do
       --batch "$B" --json 2>&1 >/dev/null | grep -v '^\s*$'
   done
 done
+# Batch 1 with prefill and decode timed apart (the same engine as `generate`).
+echo "selfinstruct batch 1, prefill and decode apart"
+RAYON_NUM_THREADS="$THREADS" "${CARGO_TARGET_DIR:-target}/debug/examples/decode_speed" \
+  "$MODEL" "$OUT/prompt1.jsonl" 1 "$NEW"
 "$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS"
 "$PY" bench/gguf/llama_cpp_bench.py "$MODEL" "$PROMPTS" --new "$NEW" --threads "$THREADS" --parallel
 if [ -n "${HF_PYTHON:-}" ]; then

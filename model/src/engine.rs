@@ -126,6 +126,8 @@ pub fn generate<R: Runner>(
     let mut rows: Vec<Row> = Vec::new();
     let mut cache = model.new_slots();
     let mut next_tokens: Vec<u32> = Vec::new();
+    // Logits of a decode step, `[rows, vocab]`: one allocation for the whole job.
+    let mut flat: Vec<f32> = Vec::new();
 
     loop {
         // Refill: start waiting samples while there is room.
@@ -186,21 +188,21 @@ pub fn generate<R: Runner>(
         if rows.is_empty() {
             break;
         }
-        let flat =
-            model
-                .decode(&mut cache, &next_tokens)
-                .map_err(|source| GenerateError::Forward {
-                    request: rows[0].request,
-                    source,
-                })?;
+        model
+            .decode(&mut cache, &next_tokens, &mut flat)
+            .map_err(|source| GenerateError::Forward {
+                request: rows[0].request,
+                source,
+            })?;
         let vocab = model.vocab_size();
         let n_rows = flat.len() / vocab;
         let mut keep = Vec::with_capacity(n_rows);
         let mut still = Vec::with_capacity(n_rows);
         next_tokens.clear();
-        for (i, mut row) in rows.into_iter().enumerate() {
-            let mut l = flat[i * vocab..(i + 1) * vocab].to_vec();
-            let token = row.sampler.sample(&mut l);
+        // Each row samples from its own slice of this step's logits, in place.
+        let per_row = flat.chunks_mut(vocab);
+        for (i, (mut row, l)) in rows.into_iter().zip(per_row).enumerate() {
+            let token = row.sampler.sample(l);
             row.tokens.push(token);
             match check_done(&requests[row.request], &row.tokens, decoder) {
                 Some(done) => results[row.request][row.sample] = Some(done),
@@ -449,8 +451,14 @@ pub trait Runner {
     ) -> Result<(), ForwardError>;
     /// Keep only the slots in `keep` (ascending), in that order.
     fn retain(&self, slots: &mut Self::Slots, keep: &[usize]);
-    /// One token per slot; logits `[slots, vocab]` flattened.
-    fn decode(&self, slots: &mut Self::Slots, tokens: &[u32]) -> Result<Vec<f32>, ForwardError>;
+    /// One token per slot; logits `[slots, vocab]` flattened into `logits` (its allocation is
+    /// reused from step to step).
+    fn decode(
+        &self,
+        slots: &mut Self::Slots,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ForwardError>;
 }
 
 impl<B: Backend> Runner for Model<B> {
@@ -505,8 +513,14 @@ impl<B: Backend> Runner for Model<B> {
         slots.retain(keep);
     }
 
-    fn decode(&self, slots: &mut SlotCache<B>, tokens: &[u32]) -> Result<Vec<f32>, ForwardError> {
-        Ok(to_f32(self.forward_slots(tokens, slots)?))
+    fn decode(
+        &self,
+        slots: &mut SlotCache<B>,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ForwardError> {
+        *logits = to_f32(self.forward_slots(tokens, slots)?);
+        Ok(())
     }
 }
 
@@ -572,7 +586,12 @@ impl Runner for CpuModel {
         });
     }
 
-    fn decode(&self, slots: &mut Vec<SeqKv>, tokens: &[u32]) -> Result<Vec<f32>, ForwardError> {
+    fn decode(
+        &self,
+        slots: &mut Vec<SeqKv>,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ForwardError> {
         if tokens.len() != slots.len() {
             return Err(ForwardError::Ragged {
                 first: slots.len(),
@@ -584,7 +603,7 @@ impl Runner for CpuModel {
             .zip(tokens)
             .map(|(kv, t)| (kv, std::slice::from_ref(t)))
             .collect();
-        self.forward(&mut seqs)
+        self.forward_into(&mut seqs, logits)
     }
 }
 

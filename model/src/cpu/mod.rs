@@ -230,6 +230,18 @@ impl CpuModel {
     /// Run each sequence's new tokens (appending them to its cache) and return the logits of the
     /// last new token of every sequence, `[seqs, vocab]` flattened.
     pub fn forward(&self, seqs: &mut [(&mut SeqKv, &[u32])]) -> Result<Vec<f32>, ForwardError> {
+        let mut logits = Vec::new();
+        self.forward_into(seqs, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// [`CpuModel::forward`] into `logits` (resized; its allocation is reused, so a decode loop
+    /// does not map and zero fresh pages for every step's `[seqs, vocab]` logits).
+    pub fn forward_into(
+        &self,
+        seqs: &mut [(&mut SeqKv, &[u32])],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ForwardError> {
         self.check(seqs)?;
         let x = self.hidden_states(seqs);
         // The last row of each sequence.
@@ -240,9 +252,10 @@ impl CpuModel {
             last.extend_from_slice(&x[(end - 1) * self.hidden..end * self.hidden]);
         }
         rms_norm(&mut last, self.hidden, &self.norm);
-        let mut logits = vec![0.0; seqs.len() * self.vocab];
-        matmul(&last, seqs.len(), &self.head, None, &mut logits);
-        Ok(logits)
+        // The product writes every element.
+        logits.resize(seqs.len() * self.vocab, 0.0);
+        matmul(&last, seqs.len(), &self.head, None, logits);
+        Ok(())
     }
 
     /// Append `tokens` to `seq` without computing logits (a prefill chunk that is not the last).
