@@ -46,9 +46,15 @@ fn main() {
     }
     // A forward pass reads every layer's weights once per step: cycle through enough distinct
     // matrices that they do not stay in the last-level cache.
-    for (name, rows, out, inp, count) in [
-        ("qwen0.5b gate+up x24", 32, 9728, 896, 24),
-        ("smollm gate+up x30", 32, 3072, 576, 30),
+    // Each with f32 weights and with bf16 values (a bf16 checkpoint: the AMX kernel where the
+    // CPU has one).
+    for (name, rows, out, inp, count, bf16) in [
+        ("qwen0.5b gate+up x24", 32, 9728, 896, 24, false),
+        ("qwen0.5b gate+up x24 bf16", 32, 9728, 896, 24, true),
+        ("qwen0.5b down x24 bf16", 32, 896, 4864, 24, true),
+        ("qwen0.5b gate+up x24 bf16", 1, 9728, 896, 24, true),
+        ("smollm gate+up x30", 32, 3072, 576, 30, false),
+        ("smollm gate+up x30 bf16", 32, 3072, 576, 30, true),
     ] {
         let x: Vec<f32> = (0..rows * inp)
             .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
@@ -58,6 +64,13 @@ fn main() {
             .map(|c| {
                 let w: Vec<f32> = (0..out * inp)
                     .map(|i| ((i * 7919 + c) % 1000) as f32 / 1000.0 - 0.5)
+                    .map(|v| {
+                        if bf16 {
+                            f32::from_bits(v.to_bits() & 0xffff_0000)
+                        } else {
+                            v
+                        }
+                    })
                     .collect();
                 Packed::new(&w, out, inp)
             })

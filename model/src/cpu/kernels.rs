@@ -13,6 +13,8 @@
 
 use rayon::prelude::*;
 
+use super::amx::{self, PackedBf16};
+
 /// Output rows per packed block.
 pub const BLOCK: usize = 16;
 /// Input rows per register tile.
@@ -26,16 +28,33 @@ const KC: usize = 256;
 const BLOCKS_PER_TASK: usize = 4;
 
 /// A weight `[out, in]` packed for [`matmul`].
+///
+/// Weights that are exactly bf16 (a bf16 checkpoint) are kept as bf16 for the AMX kernel
+/// ([`super::amx`]) where the CPU has one: the same products in half the memory.
 #[derive(Debug, Clone)]
 pub struct Packed {
     pub out: usize,
     pub inp: usize,
     data: Vec<f32>,
+    bf16: Option<PackedBf16>,
 }
 
 impl Packed {
     /// Pack `w` (`[out, in]`, row-major).
     pub fn new(w: &[f32], out: usize, inp: usize) -> Self {
+        if amx::available() && amx::exact_in_bf16(w) {
+            return Self {
+                out,
+                inp,
+                data: Vec::new(),
+                bf16: Some(PackedBf16::new(w, out, inp)),
+            };
+        }
+        Self::new_f32(w, out, inp)
+    }
+
+    /// Pack `w` for the f32 kernels, whatever its values.
+    pub fn new_f32(w: &[f32], out: usize, inp: usize) -> Self {
         assert_eq!(w.len(), out * inp, "weight size");
         let blocks = out.div_ceil(BLOCK);
         let mut data = vec![0.0f32; blocks * inp * BLOCK];
@@ -53,11 +72,19 @@ impl Packed {
                     }
                 }
             });
-        Self { out, inp, data }
+        Self {
+            out,
+            inp,
+            data,
+            bf16: None,
+        }
     }
 
     /// Row `o` of the original `[out, in]` matrix (an embedding lookup on a tied head).
     pub fn row(&self, o: usize, dst: &mut [f32]) {
+        if let Some(p) = &self.bf16 {
+            return p.row(o, dst);
+        }
         let (b, j) = (o / BLOCK, o % BLOCK);
         let block = &self.data[b * self.inp * BLOCK..(b + 1) * self.inp * BLOCK];
         for (k, d) in dst.iter_mut().enumerate().take(self.inp) {
@@ -78,7 +105,7 @@ impl Packed {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len() * 4
+        self.data.len() * 4 + self.bf16.as_ref().map_or(0, PackedBf16::bytes)
     }
 }
 
@@ -121,7 +148,10 @@ fn best_kernel() -> Kernel {
 
 /// `y[rows, out] = x[rows, in] · Wᵀ (+ bias)`.
 pub fn matmul(x: &[f32], rows: usize, w: &Packed, bias: Option<&[f32]>, y: &mut [f32]) {
-    matmul_with(best_kernel(), x, rows, w, bias, y);
+    match &w.bf16 {
+        Some(p) => amx::matmul(x, rows, p, bias, y),
+        None => matmul_with(best_kernel(), x, rows, w, bias, y),
+    }
 }
 
 /// [`matmul`] with a given kernel (which must be available: see [`best_kernel`]).
@@ -134,6 +164,7 @@ fn matmul_with(
     y: &mut [f32],
 ) {
     let (inp, out) = (w.inp, w.out);
+    assert!(w.bf16.is_none(), "f32 kernel on bf16 weights");
     assert_eq!(x.len(), rows * inp, "matmul input size");
     assert_eq!(y.len(), rows * out, "matmul output size");
     if let Some(b) = bias {
@@ -609,29 +640,8 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::testing::{bf16, reference, values};
     use super::*;
-
-    fn reference(x: &[f32], rows: usize, w: &[f32], out: usize, inp: usize) -> Vec<f64> {
-        let mut y = vec![0.0f64; rows * out];
-        for r in 0..rows {
-            for o in 0..out {
-                y[r * out + o] = (0..inp)
-                    .map(|k| x[r * inp + k] as f64 * w[o * inp + k] as f64)
-                    .sum();
-            }
-        }
-        y
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2000) as f32
-                    / 1000.0
-                    - 1.0
-            })
-            .collect()
-    }
 
     #[test]
     fn matmul_equals_the_definition_for_ragged_shapes() {
@@ -647,7 +657,7 @@ mod tests {
             let x = values(rows * inp, 1);
             let w = values(out * inp, 2);
             let bias = values(out, 3);
-            let packed = Packed::new(&w, out, inp);
+            let packed = Packed::new_f32(&w, out, inp);
             let expect = reference(&x, rows, &w, out, inp);
             let kernels = [Kernel::Plain, Kernel::Avx2, Kernel::Avx512];
             for kernel in kernels.into_iter().filter(|&k| k <= best_kernel()) {
@@ -678,12 +688,14 @@ mod tests {
 
     #[test]
     fn packed_rows_read_back() {
-        let w = values(37 * 9, 4);
-        let packed = Packed::new(&w, 37, 9);
-        let mut row = vec![0.0; 9];
-        for o in [0, 15, 16, 36] {
-            packed.row(o, &mut row);
-            assert_eq!(row, w[o * 9..(o + 1) * 9]);
+        // f32 values, and bf16 ones (packed for the AMX kernel where the CPU has one).
+        for (w, inp) in [(values(37 * 9, 4), 9), (bf16(values(37 * 70, 4)), 70)] {
+            let packed = Packed::new(&w, 37, inp);
+            let mut row = vec![0.0; inp];
+            for o in [0, 15, 16, 36] {
+                packed.row(o, &mut row);
+                assert_eq!(row, w[o * inp..(o + 1) * inp]);
+            }
         }
     }
 

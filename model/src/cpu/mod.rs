@@ -17,7 +17,43 @@
 //! Attention is exact softmax (max-subtracted) over the visible keys of the row's own
 //! sequence; the burn path's choice between fused and plain attention does not apply here.
 
+pub mod amx;
 pub mod kernels;
+
+/// Test values shared by the kernels' tests.
+#[cfg(test)]
+mod testing {
+    /// `n` values in [-1, 1) from a hash of the index.
+    pub fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2000) as f32
+                    / 1000.0
+                    - 1.0
+            })
+            .collect()
+    }
+
+    /// `x[rows, inp] · w[out, inp]ᵀ` in f64.
+    pub fn reference(x: &[f32], rows: usize, w: &[f32], out: usize, inp: usize) -> Vec<f64> {
+        let mut y = vec![0.0f64; rows * out];
+        for r in 0..rows {
+            for o in 0..out {
+                y[r * out + o] = (0..inp)
+                    .map(|k| x[r * inp + k] as f64 * w[o * inp + k] as f64)
+                    .sum();
+            }
+        }
+        y
+    }
+
+    /// `v` rounded toward zero to bf16 values.
+    pub fn bf16(v: Vec<f32>) -> Vec<f32> {
+        v.into_iter()
+            .map(|v| f32::from_bits(v.to_bits() & 0xffff_0000))
+            .collect()
+    }
+}
 
 use burn::tensor::backend::Backend;
 use rayon::prelude::*;
