@@ -188,8 +188,8 @@ fn as_u16_mut(lines: &mut [Line]) -> &mut [u16] {
 }
 
 /// The input rows cut into three bf16 parts, in input tiles: row tile `t`, step `s`, part `p`
-/// is the tile at `((t * steps + s) * 3 + p) * 512`. Rows are padded to whole pairs of tiles
-/// and inputs to whole steps, with zeros.
+/// is the tile at `((t * steps + s) * 3 + p) * 512`. Rows are padded to whole tiles and inputs
+/// to whole steps, with zeros.
 struct Parts<'a> {
     steps: usize,
     data: &'a [u16],
@@ -204,7 +204,7 @@ thread_local! {
 /// Cut `x` (`[rows, inp]`) into [`Parts`] and call `f` with them.
 fn with_parts<R>(x: &[f32], rows: usize, inp: usize, f: impl FnOnce(&Parts<'_>) -> R) -> R {
     let steps = inp.div_ceil(STEP);
-    let tiles = rows.div_ceil(2 * ROWS) * 2;
+    let tiles = rows.div_ceil(ROWS);
     let size = tiles * steps * PARTS * TILE;
     let run = |buffer: &mut Vec<Line>| {
         if buffer.len() * 32 < size {
@@ -291,13 +291,18 @@ fn product_all(
             // released after, on this thread, with no other AMX code in between.
             unsafe { configure() };
             for pair in task * PAIRS_PER_TASK..((task + 1) * PAIRS_PER_TASK).min(pairs) {
-                for row_pair in 0..rows.div_ceil(2 * ROWS) {
+                let tiles = rows.div_ceil(ROWS);
+                let mut first = 0;
+                while first < tiles {
+                    // Row tiles two at a time (a last odd one alone: the same sums in the same
+                    // order, so a row's result does not depend on its neighbours).
+                    let two = first + 1 < tiles;
                     // SAFETY: blocks `2 * pair` and `2 * pair + 1` exist (blocks are padded to
-                    // an even count), row tiles `2 * row_pair` and `+ 1` too (rows to pairs),
-                    // each with `steps` steps; `acc` holds four tiles.
-                    unsafe { product(w, parts, 2 * pair, 2 * row_pair, &mut acc) };
-                    // acc[r * 2 + c]: row tile r, block c; element [m][j].
-                    for (i, tile) in acc.iter().enumerate() {
+                    // an even count), row tiles `first` (and `first + 1` with `two`) too, each
+                    // with `steps` steps; `acc` holds four tiles.
+                    unsafe { product(w, parts, 2 * pair, first, two, &mut acc) };
+                    // acc[r * 2 + c]: row tile first + r, block c; element [m][j].
+                    for (i, tile) in acc.iter().enumerate().take(if two { 4 } else { 2 }) {
                         let (r, c) = (i / 2, i % 2);
                         let col0 = (2 * pair + c) * COLS;
                         if col0 >= out {
@@ -305,7 +310,7 @@ fn product_all(
                         }
                         let cols = (out - col0).min(COLS);
                         for m in 0..ROWS {
-                            let row = (2 * row_pair + r) * ROWS + m;
+                            let row = (first + r) * ROWS + m;
                             if row >= rows {
                                 break;
                             }
@@ -325,6 +330,7 @@ fn product_all(
                             }
                         }
                     }
+                    first += if two { 2 } else { 1 };
                 }
             }
             // SAFETY: as for `configure`.
@@ -364,14 +370,16 @@ unsafe fn release() {
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
 }
 
-/// Accumulate two row tiles (from `row_tile`) times two blocks (from `block`) over all steps
-/// into `acc` (`acc[r * 2 + c]`, 16 rows x 16 outputs each).
+/// Accumulate two row tiles (from `row_tile`; one without `two`) times two blocks (from
+/// `block`) over all steps into `acc` (`acc[r * 2 + c]`, 16 rows x 16 outputs each). Either
+/// way each accumulator adds the three parts' products in order, step by step.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 unsafe fn product(
     w: &PackedBf16,
     parts: &Parts<'_>,
     block: usize,
     row_tile: usize,
+    two: bool,
     acc: &mut [[f32; ROWS * COLS]; 4],
 ) {
     let stride = STEP * 2;
@@ -392,6 +400,31 @@ unsafe fn product(
             for line in 0..2 * TILE * 2 / 64 {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                 _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line * 32) as *const i8);
+            }
+            if !two {
+                // Each part in its own tile register: a load need not wait for the products
+                // reading the previous part (tile registers are not renamed).
+                asm!(
+                    "tileloadd tmm4, [{b0} + {st}*1]",
+                    "tileloadd tmm5, [{b1} + {st}*1]",
+                    "tileloadd tmm6, [{a0} + {st}*1]",
+                    "tileloadd tmm7, [{a0} + {st}*1 + {p}]",
+                    "tileloadd tmm2, [{a0} + {st}*1 + {p2}]",
+                    "tdpbf16ps tmm0, tmm6, tmm4",
+                    "tdpbf16ps tmm1, tmm6, tmm5",
+                    "tdpbf16ps tmm0, tmm7, tmm4",
+                    "tdpbf16ps tmm1, tmm7, tmm5",
+                    "tdpbf16ps tmm0, tmm2, tmm4",
+                    "tdpbf16ps tmm1, tmm2, tmm5",
+                    b0 = in(reg) w.tile(block, s),
+                    b1 = in(reg) w.tile(block + 1, s),
+                    a0 = in(reg) parts.tile(row_tile, s),
+                    st = in(reg) stride,
+                    p = const TILE * 2,
+                    p2 = const TILE * 4,
+                    options(nostack, readonly)
+                );
+                continue;
             }
             // Part by part, each accumulator is touched every fourth product (the products'
             // latency is longer than their issue interval).
@@ -427,6 +460,17 @@ unsafe fn product(
             );
         }
         let st = COLS * 4;
+        if !two {
+            asm!(
+                "tilestored [{c0} + {st}*1], tmm0",
+                "tilestored [{c1} + {st}*1], tmm1",
+                c0 = in(reg) acc[0].as_mut_ptr(),
+                c1 = in(reg) acc[1].as_mut_ptr(),
+                st = in(reg) st,
+                options(nostack)
+            );
+            return;
+        }
         asm!(
             "tilestored [{c0} + {st}*1], tmm0",
             "tilestored [{c1} + {st}*1], tmm1",
@@ -454,6 +498,7 @@ unsafe fn product(
     _: &Parts<'_>,
     _: usize,
     _: usize,
+    _: bool,
     _: &mut [[f32; ROWS * COLS]; 4],
 ) {
     unreachable!("AMX is never available here")
