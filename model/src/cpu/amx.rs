@@ -6,14 +6,14 @@
 //! truncation, `hi = x` with the low 16 bits cleared, `mid` the same of `x - hi`, `lo = x - hi -
 //! mid`: the 24-bit significand in three 8-bit pieces, so `hi + mid + lo == x` exactly (for
 //! normal values; parts below f32's normal range, under 2^-126, are flushed to zero). Every
-//! product of a bf16 weight and a part is exact in f32, and the sums are f32 additions, so the
-//! result is the f32 product up to summation order, like any f32 kernel's. Each output element
-//! depends on its own input row only (no data moves between rows of a tile), so a row's result
-//! does not depend on the batch around it.
+//! product of a bf16 weight and a part is exact in f32 and the sums are accumulated in f32, so
+//! the result is the f32 product up to summation order, like any f32 kernel's. Each output
+//! element depends on its own input row only (no data moves between rows of a tile), so a row's
+//! result does not depend on the batch around it.
 //!
 //! Compared with the f32 kernel, weights take half the memory traffic (a decode step streams
-//! every weight once, and at batch 32 that bounds the f32 kernel), and a tile instruction does
-//! 8,192 multiply-adds. Tiles are 16 rows by 64 bytes: inputs `A` are 16 rows by 32 bf16, the
+//! every weight once), and a tile instruction does 8,192 multiply-adds. Tiles are 16 rows by 64
+//! bytes: inputs `A` are 16 rows by 32 bf16, the
 //! weights `B` 16 pairs of `k` by 16 outputs (each pair adjacent, the layout `tdpbf16ps` reads),
 //! and the accumulators 16 rows by 16 f32. A kernel step holds 2 row tiles by 2 output blocks of
 //! accumulators (tiles 0-3), the two weight tiles (4, 5) and two input tiles in turn (6, 7).
