@@ -245,15 +245,20 @@ impl Parts<'_> {
 /// Cut `x` (up to 32 values) into its three bf16 parts: `dst[p * 512 + k]` is part `p` of
 /// `x[k]`; zeros past `x`'s end.
 fn split(x: &[f32], dst: &mut [u16]) {
+    let mut v = [0.0f32; STEP];
+    v[..x.len()].copy_from_slice(x);
+    let (hi, rest) = dst.split_at_mut(TILE);
+    let (mid, lo) = rest.split_at_mut(TILE);
+    // Fixed-size slices: no bounds checks in the loop, which the compiler vectorizes.
+    let (hi, mid, lo) = (&mut hi[..STEP], &mut mid[..STEP], &mut lo[..STEP]);
     for k in 0..STEP {
-        let v = x.get(k).copied().unwrap_or(0.0);
-        let hi = v.to_bits() & 0xffff_0000;
-        let rest = v - f32::from_bits(hi);
-        let mid = rest.to_bits() & 0xffff_0000;
-        let lo = rest - f32::from_bits(mid);
-        dst[k] = (hi >> 16) as u16;
-        dst[TILE + k] = (mid >> 16) as u16;
-        dst[2 * TILE + k] = (lo.to_bits() >> 16) as u16;
+        let h = v[k].to_bits() & 0xffff_0000;
+        let rest = v[k] - f32::from_bits(h);
+        let m = rest.to_bits() & 0xffff_0000;
+        let l = rest - f32::from_bits(m);
+        hi[k] = (h >> 16) as u16;
+        mid[k] = (m >> 16) as u16;
+        lo[k] = (l.to_bits() >> 16) as u16;
     }
 }
 
