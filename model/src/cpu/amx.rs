@@ -26,6 +26,8 @@ use std::arch::asm;
 
 use rayon::prelude::*;
 
+use super::kernels::OutPtr;
+
 /// Outputs per weight tile (and per packed block).
 const COLS: usize = 16;
 /// Input rows per tile.
@@ -320,19 +322,10 @@ fn product_all(
                                 break;
                             }
                             let src = &tile[m * COLS..m * COLS + cols];
+                            let bias = bias.map(|b| &b[col0..col0 + cols]);
                             // SAFETY: `row < rows`, columns `col0..col0 + cols <= out`; no
                             // other task writes these columns.
-                            let dst = unsafe {
-                                std::slice::from_raw_parts_mut(y.at(row * out + col0), cols)
-                            };
-                            match bias {
-                                Some(b) => {
-                                    for ((d, &a), &c) in dst.iter_mut().zip(src).zip(&b[col0..]) {
-                                        *d = a + c;
-                                    }
-                                }
-                                None => dst.copy_from_slice(src),
-                            }
+                            unsafe { y.store(row, out, col0, src, bias) };
                         }
                     }
                     first += if two { 2 } else { 1 };
@@ -341,19 +334,6 @@ fn product_all(
             // SAFETY: as for `configure`.
             unsafe { release() };
         });
-}
-
-/// A raw output pointer shared by the tasks of one product; each task writes its own columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges of the output.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 /// Configure all eight tiles as 16 rows of 64 bytes (palette 1).

@@ -109,17 +109,41 @@ impl Packed {
     }
 }
 
-/// A raw output pointer shared by the tasks of one product; each task writes its own columns.
+/// A raw output pointer `[rows, out]` shared by the tasks of one product (here and in
+/// [`super::amx`]); each task writes its own columns.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint column ranges of the output (one range of blocks each).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
-    /// Element `i` (a method, so closures capture the whole `Send` wrapper, not the raw field).
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
+    /// Write `acc` (+ `bias`, the same columns' part) to row `row`, columns `col..col +
+    /// acc.len()`, of the `[rows, out]` output. (A method, so closures capture the whole `Send`
+    /// wrapper, not the raw field.)
+    ///
+    /// # Safety
+    /// The row and columns are inside the output, and no other task writes them meanwhile.
+    pub(super) unsafe fn store(
+        self,
+        row: usize,
+        out: usize,
+        col: usize,
+        acc: &[f32],
+        bias: Option<&[f32]>,
+    ) {
+        // SAFETY (caller): inside the output, written by this task only.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(self.0.wrapping_add(row * out + col), acc.len())
+        };
+        match bias {
+            Some(bias) => {
+                for ((d, &a), &c) in dst.iter_mut().zip(acc).zip(bias) {
+                    *d = a + c;
+                }
+            }
+            None => dst.copy_from_slice(acc),
+        }
     }
 }
 
@@ -226,17 +250,7 @@ fn matmul_with(
                     for (row, acc) in acc.iter().enumerate() {
                         // SAFETY: `row < rows` and columns `b * BLOCK..b * BLOCK + cols` (`<= out`)
                         // are inside `y`; no other task writes block `b`'s columns.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(ptr.at(row * out + b * BLOCK), cols)
-                        };
-                        match cols_bias {
-                            Some(bias) => {
-                                for ((d, &a), &c) in dst.iter_mut().zip(acc).zip(bias) {
-                                    *d = a + c;
-                                }
-                            }
-                            None => dst.copy_from_slice(&acc[..cols]),
-                        }
+                        unsafe { ptr.store(row, out, b * BLOCK, &acc[..cols], cols_bias) };
                     }
                 }
                 b += done.len();
